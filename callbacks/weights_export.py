@@ -1,0 +1,65 @@
+"""Initial and final weights as JSON in the run directory, and printed as the notebook reports them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+
+LAYOUT = (
+    "W{k} has shape (fan_in, fan_out) and layer k computes Z_k = A_{k-1} @ W{k} + b{k}, the notebooks' "
+    "orientation; torch's parameter layers.{k-1}.weight is its transpose. b{k} is absent without bias."
+)
+
+
+def notebook_weights(module: pl.LightningModule) -> dict[str, np.ndarray]:
+    """``W1, b1, W2, ...`` in the notebooks' (fan_in, fan_out) orientation, as float64 arrays."""
+    out: dict[str, np.ndarray] = {}
+    for k, layer in enumerate(module.net.layers, start=1):
+        out[f"W{k}"] = layer.weight.detach().cpu().double().numpy().T.copy()
+        if layer.bias is not None:
+            out[f"b{k}"] = layer.bias.detach().cpu().double().numpy().copy()
+    return out
+
+
+def format_weights(weights: dict[str, np.ndarray]) -> str:
+    with np.printoptions(precision=6, suppress=True):
+        return "\n".join(f"{name} {tuple(w.shape)}:\n{w}" for name, w in weights.items())
+
+
+class WeightsExport(pl.Callback):
+    """Writes ``weights_initial.json`` at fit start and ``weights_final.json`` at fit end (rank 0 only)."""
+
+    def __init__(self, print_final: bool = True) -> None:
+        self.print_final = print_final
+
+    @staticmethod
+    def run_dir(trainer: pl.Trainer) -> Path:
+        return Path(trainer.log_dir or trainer.default_root_dir)
+
+    @rank_zero_only
+    def _write(self, trainer: pl.Trainer, module: pl.LightningModule, name: str) -> Path:
+        weights = notebook_weights(module)
+        path = self.run_dir(trainer) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "layout": LAYOUT,
+            "model": type(module).__name__,
+            "epoch": trainer.current_epoch,
+            "global_step": trainer.global_step,
+            "weights": {k: v.tolist() for k, v in weights.items()},
+        }
+        path.write_text(json.dumps(payload, indent=1))
+        return path
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._write(trainer, pl_module, "weights_initial.json")
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        path = self._write(trainer, pl_module, "weights_final.json")
+        if self.print_final and trainer.is_global_zero:
+            weights = format_weights(notebook_weights(pl_module))
+            rank_zero_info(f"Final weights ({type(pl_module).__name__}), saved to {path}:\n{weights}")

@@ -1,0 +1,45 @@
+"""Parameters shared by both nets: the same layers, the same names, the same initial values."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from models.init import initial_parameters
+from models.spec import MLPSpec
+
+
+class MLPParameters(nn.Module):
+    """``layers[k]`` is an ``nn.Linear``: weight (fan_out, fan_in), bias (fan_out,), Z = A @ W.T + b.
+
+    Subclasses differ only in how they compute gradients, so their state_dicts are interchangeable.
+    """
+
+    def __init__(self, spec: MLPSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        sizes = spec.layer_sizes
+        self.layers = nn.ModuleList(nn.Linear(i, o, bias=spec.bias) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Copy in the spec's seeded initial weights (see :mod:`models.init`)."""
+        for layer, (weight, bias) in zip(self.layers, initial_parameters(self.spec)):
+            layer.weight.copy_(torch.from_numpy(weight))
+            if bias is not None:
+                layer.bias.copy_(torch.from_numpy(bias))
+
+    @torch.no_grad()
+    def is_at_initial_values(self) -> bool:
+        """True while every parameter still equals its seeded initial value (at the current dtype)."""
+        for layer, (weight, bias) in zip(self.layers, initial_parameters(self.spec)):
+            if not torch.equal(layer.weight, torch.from_numpy(weight).to(layer.weight)):
+                return False
+            if bias is not None and not torch.equal(layer.bias, torch.from_numpy(bias).to(layer.bias)):
+                return False
+        return True
+
+    def l2_penalty(self) -> Tensor:
+        """l2/2 * sum of squared weights (biases excluded)."""
+        return 0.5 * self.spec.l2 * sum((layer.weight * layer.weight).sum() for layer in self.layers)

@@ -1,0 +1,35 @@
+"""Averaging hand-written gradients across DDP ranks.
+
+DDP all-reduces gradients from hooks that autograd fires; gradients written straight into
+``param.grad`` never trigger them, so the manual module calls this instead. All gradients are
+flattened into one buffer per dtype/device and reduced with a single collective (bucketed, not one
+call per tensor).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+
+def distributed_world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+@torch.no_grad()
+def all_reduce_mean_(grads: list[Tensor]) -> None:
+    """In place: every tensor becomes its mean over all ranks. A no-op in a single process."""
+    world_size = distributed_world_size()
+    if world_size == 1 or not grads:
+        return
+    buckets: dict[tuple[torch.dtype, torch.device], list[Tensor]] = {}
+    for g in grads:
+        buckets.setdefault((g.dtype, g.device), []).append(g)
+    for tensors in buckets.values():
+        flat = _flatten_dense_tensors(tensors)
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= world_size
+        for g, reduced in zip(tensors, _unflatten_dense_tensors(flat, tensors)):
+            g.copy_(reduced)
