@@ -1,4 +1,4 @@
-"""Command line: ``python train.py {fit,validate,test,predict} --config configs/week04.yaml``.
+"""Command line: ``python train.py {fit,validate,test,predict,compare} --config configs/week04.yaml``.
 
 Pick the module with ``--model models.ManualModule`` (hand-derived gradients, the default in the
 configs) or ``--model models.NativeModule`` (autograd); the network description is shared.
@@ -6,6 +6,7 @@ configs) or ``--model models.NativeModule`` (autograd); the network description 
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 from lightning.pytorch import LightningDataModule
@@ -30,14 +31,27 @@ class BackpropCLI(LightningCLI):
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
 
 
-def cli_main() -> None:
-    BackpropCLI(
+def make_cli(args: list[str] | None = None, run: bool = True) -> BackpropCLI:
+    """The CLI over every MLPModule and DataModule; ``args`` and ``run=False`` serve in-process use."""
+    return BackpropCLI(
         MLPModule,
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         auto_configure_optimizers=False,
+        args=args,
+        run=run,
     )
+
+
+def cli_main(args: list[str] | None = None) -> None:
+    """``compare`` runs :mod:`compare` on the same config and overrides; anything else is LightningCLI's."""
+    argv = sys.argv[1:] if args is None else args
+    if argv[:1] == ["compare"]:
+        from compare import compare_main
+
+        raise SystemExit(compare_main(argv[1:], make_cli))
+    make_cli(args)
 
 
 if __name__ == "__main__":

@@ -41,9 +41,9 @@ class WeightsExport(pl.Callback):
         return Path(trainer.log_dir or trainer.default_root_dir)
 
     @rank_zero_only
-    def _write(self, trainer: pl.Trainer, module: pl.LightningModule, name: str) -> Path:
+    def _write(self, trainer: pl.Trainer, module: pl.LightningModule, run_dir: Path, name: str) -> Path:
         weights = notebook_weights(module)
-        path = self.run_dir(trainer) / name
+        path = run_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "layout": LAYOUT,
@@ -55,11 +55,12 @@ class WeightsExport(pl.Callback):
         path.write_text(json.dumps(payload, indent=1))
         return path
 
+    # trainer.log_dir is a broadcast under DDP, so every rank asks for it before rank 0 writes.
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._write(trainer, pl_module, "weights_initial.json")
+        self._write(trainer, pl_module, self.run_dir(trainer), "weights_initial.json")
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        path = self._write(trainer, pl_module, "weights_final.json")
+        path = self._write(trainer, pl_module, self.run_dir(trainer), "weights_final.json")
         if self.print_final and trainer.is_global_zero:
             weights = format_weights(notebook_weights(pl_module))
             rank_zero_info(f"Final weights ({type(pl_module).__name__}), saved to {path}:\n{weights}")

@@ -22,42 +22,93 @@ class NumericTable:
     values: np.ndarray  # (rows, columns), float64
 
 
-def read_numeric_csv(path: str | Path) -> NumericTable:
-    """A CSV with a header row and numeric cells. Row numbers in errors are file line numbers."""
+MISSING_MARKERS = ("", "nan", "na", "n/a", "null", "none")
+
+
+@dataclass
+class TextTable:
+    """A CSV as read: stripped header names and cell text, with each row's line number in the file."""
+
+    path: Path
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]
+
+
+def is_missing(text: str) -> bool:
+    return text.lower() in MISSING_MARKERS
+
+
+def read_csv_text(path: str | Path) -> TextTable:
+    """Header and cells as text. Blank lines are skipped; errors name the file and its line numbers."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(
-            f"{path}: file not found. Check the path, or remove it from the config to use the default data."
-        )
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        raise DataError(f"{path}: the file is empty. It needs a header row and at least one data row.")
-    header = [h.strip() for h in rows[0]]
-    if len(rows) == 1:
-        raise DataError(f"{path}: only a header ({', '.join(header)}) and no data rows.")
-    values = np.empty((len(rows) - 1, len(header)), dtype=np.float64)
-    for i, row in enumerate(rows[1:]):
-        line = i + 2
-        if len(row) != len(header):
-            raise DataError(f"{path}, line {line}: {len(row)} cells but the header has {len(header)} columns.")
-        for j, cell in enumerate(row):
-            text = cell.strip()
-            if text == "" or text.lower() in ("nan", "na", "null"):
+        what = "is a directory, not a CSV file" if path.is_dir() else "file not found"
+        raise DataError(f"{path}: {what}. Check the path in the config or on the command line.")
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            cells = [cell.strip() for cell in row]
+            if header is None:
+                header = cells
+                duplicated = sorted({h for h in header if header.count(h) > 1})
+                if duplicated or "" in header:
+                    raise DataError(
+                        f"{path}, line {reader.line_num}: the header needs unique, non-empty column names; "
+                        f"got {header}. Rename the columns."
+                    )
+                continue
+            if len(cells) != len(header):
                 raise DataError(
-                    f"{path}, line {line}, column '{header[j]}': missing value. Fill it in or drop the row."
+                    f"{path}, line {reader.line_num}: {len(cells)} cells but the header has {len(header)} columns "
+                    f"({', '.join(header)}). Fix the row or the header."
                 )
-            try:
-                values[i, j] = float(text)
-            except ValueError:
-                raise DataError(
-                    f"{path}, line {line}, column '{header[j]}': {text!r} is not a number. "
-                    "Feature and label cells must be numeric."
-                ) from None
-            if not math.isfinite(values[i, j]):
-                raise DataError(f"{path}, line {line}, column '{header[j]}': {text!r} is not a finite number.")
-    return NumericTable(path, header, values)
+            rows.append(cells)
+            lines.append(reader.line_num)
+    if header is None:
+        raise DataError(f"{path}: the file is empty. It needs a header row and at least one data row.")
+    if not rows:
+        raise DataError(f"{path}: only a header ({', '.join(header)}) and no data rows. Add data rows.")
+    return TextTable(path, header, rows, lines)
+
+
+def parse_number(table: TextTable, i: int, j: int, role: str = "Feature") -> float:
+    """Cell (row i, column j) as a finite float, or a DataError naming file, line and column."""
+    text = table.rows[i][j]
+    where = f"{table.path}, line {table.lines[i]}, column '{table.header[j]}'"
+    if is_missing(text):
+        raise DataError(f"{where}: missing value. Fill it in, or set data.missing: drop to skip such rows.")
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(
+            f"{where}: {text!r} is not a number. {role} cells must be numeric; "
+            "drop the column (drop_columns) or fix the cell."
+        ) from None
+    if not math.isfinite(value):
+        raise DataError(f"{where}: {text!r} is not a finite number. Replace it with a real value.")
+    return value
+
+
+def numeric_columns(table: TextTable, columns: list[int], role: str = "Feature") -> np.ndarray:
+    """The given columns as a float64 array (rows, len(columns))."""
+    out = np.empty((len(table.rows), len(columns)), dtype=np.float64)
+    for i in range(len(table.rows)):
+        for k, j in enumerate(columns):
+            out[i, k] = parse_number(table, i, j, role)
+    return out
+
+
+def read_numeric_csv(path: str | Path) -> NumericTable:
+    """A CSV with a header row and numeric cells. Row numbers in errors are file line numbers."""
+    table = read_csv_text(path)
+    values = numeric_columns(table, list(range(len(table.header))), role="Feature and label")
+    return NumericTable(table.path, table.header, values)
 
 
 def one_hot_label_width(table: NumericTable) -> int:

@@ -2,15 +2,19 @@
 
 This is the fast path for small tables: no per-item ``__getitem__`` and no collate. Lightning calls
 ``loader.sampler.set_epoch(epoch)`` at every epoch start, which selects that epoch's order.
+
+Under DDP (``torch.distributed`` initialised when the loader is iterated) every rank reads its own
+shard of the same epoch order; ``batch_size`` is per rank, so a global batch is
+``batch_size * world_size`` rows. See :func:`rank_batch_slices` for the exact cut.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 
@@ -40,8 +44,55 @@ class EpochPermutation:
         return self._drawn[self.epoch]
 
 
+def rank_and_world_size() -> tuple[int, int]:
+    """``(rank, world_size)`` of the default process group, ``(0, 1)`` outside DDP."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def rank_batch_slices(n: int, batch_size: int, rank: int, world_size: int, drop_last: bool) -> list[slice]:
+    """Positions in the epoch order that ``rank`` batches, one slice per step.
+
+    The order is cut into global blocks of ``batch_size * world_size`` rows, the batches a single
+    process would use with that batch size; rank r takes rows ``[r*batch_size, (r+1)*batch_size)`` of
+    every block. Averaging the ranks' mean-loss gradients then gives exactly the single-process
+    gradient of the block, step by step.
+
+    The last, short block of m rows (kept unless ``drop_last``) is split into ``world_size``
+    contiguous parts as evenly as possible: exact when m is a multiple of ``world_size``, otherwise
+    the parts differ by one row, and that one step weights a row by 1/(world_size * part) instead of
+    1/m. When m < world_size some rank would get no row (an empty batch has no mean loss), so those
+    rows join the previous block, which is then split evenly. Every rank therefore runs the same
+    number of steps, which DDP needs (a rank with a step more would wait forever in its all-reduce),
+    and no row is ever dropped or repeated, so evaluation metrics cover each row exactly once.
+    """
+    block = batch_size * world_size
+    full, tail = divmod(n, block)
+    if drop_last or tail == 0:
+        return [slice(b * block + rank * batch_size, b * block + (rank + 1) * batch_size) for b in range(full)]
+    if n < world_size:
+        raise ValueError(
+            f"{n} rows cannot be shared by {world_size} ranks: every rank needs at least one row per batch. "
+            "Run on fewer devices or with more data."
+        )
+    last_start = full * block
+    if tail < world_size:  # too few rows for every rank: fold them into the previous block
+        full, last_start, tail = full - 1, last_start - block, tail + block
+    base, extra = divmod(tail, world_size)
+    start = last_start + rank * base + min(rank, extra)
+    last = slice(start, start + base + (rank < extra))
+    return [slice(b * block + rank * batch_size, b * block + (rank + 1) * batch_size) for b in range(full)] + [last]
+
+
 class TensorBatchLoader:
-    """Iterable of batches ``(t[idx] for t in tensors)`` with ``idx`` a slice of the epoch's order."""
+    """Iterable of batches ``(t[idx] for t in tensors)`` with ``idx`` a slice of the epoch's order.
+
+    The rank and world size are read when the loader is measured or iterated, not when it is built,
+    so DataModules need no DDP code: under DDP each rank gets its shard of every global batch.
+    ``shard=False`` (or :meth:`unsharded`) reads every row on every rank, for code outside the
+    training loop that needs the whole split, as a fresh DataLoader would give it.
+    """
 
     def __init__(
         self,
@@ -50,6 +101,7 @@ class TensorBatchLoader:
         shuffle: bool = False,
         seed: int = 0,
         drop_last: bool = False,
+        shard: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -59,15 +111,26 @@ class TensorBatchLoader:
         self.tensors = tensors
         self.batch_size = batch_size
         self.drop_last = drop_last
+        self.shard = shard
         self.sampler = EpochPermutation(n, shuffle, seed)
         self.batch_sampler = None  # Lightning inspects both attributes, as on a DataLoader
 
+    def unsharded(self) -> TensorBatchLoader:
+        """The same batches as a single process reads them (same order, epoch and batch size)."""
+        sampler = self.sampler
+        whole = TensorBatchLoader(self.tensors, self.batch_size, sampler.shuffle, sampler.seed, self.drop_last, False)
+        whole.sampler.set_epoch(sampler.epoch)
+        return whole
+
+    def _slices(self) -> list[slice]:
+        rank, world_size = rank_and_world_size() if self.shard else (0, 1)
+        return rank_batch_slices(self.sampler.n, self.batch_size, rank, world_size, self.drop_last)
+
     def __len__(self) -> int:
-        n = self.sampler.n
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return len(self._slices())
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         order = torch.from_numpy(self.sampler.order())
-        for b in range(len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+        for positions in self._slices():
+            idx = order[positions]
             yield tuple(t[idx] for t in self.tensors)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from models.init import initial_parameters
 from models.spec import MLPSpec
+
+
+def l2_penalty(l2: float, weight_matrices: list[Any]) -> Any:
+    """l2/2 * sum of squared weights (biases excluded); torch tensors or NumPy arrays."""
+    return 0.5 * l2 * sum((w * w).sum() for w in weight_matrices)
 
 
 class MLPParameters(nn.Module):
@@ -39,7 +46,3 @@ class MLPParameters(nn.Module):
             if bias is not None and not torch.equal(layer.bias, torch.from_numpy(bias).to(layer.bias)):
                 return False
         return True
-
-    def l2_penalty(self) -> Tensor:
-        """l2/2 * sum of squared weights (biases excluded)."""
-        return 0.5 * self.spec.l2 * sum((layer.weight * layer.weight).sum() for layer in self.layers)

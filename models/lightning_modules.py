@@ -11,9 +11,10 @@ from dataclasses import asdict
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -23,6 +24,7 @@ from torchmetrics.classification import (
 )
 
 from models.base_net import MLPParameters
+from models.block_updates import numpy_block, numpy_path_applies, row_chunks
 from models.grad_sync import all_reduce_mean_
 from models.heads import loss_and_output_gradient, output_activation, predicted_classes
 from models.manual_net import ForwardCache, ManualMLP
@@ -51,15 +53,31 @@ class MLPModule(pl.LightningModule):
     net: MLPParameters
     display_name = "mlp"
 
-    def __init__(self, net: MLPSpec, optimizer: OptimizerCallable | None = None) -> None:
-        """``optimizer`` builds a torch.optim optimizer from the parameters; default SGD(lr=0.1)."""
+    def __init__(
+        self, net: MLPSpec, optimizer: OptimizerCallable | None = None, rows_per_update: int | None = None
+    ) -> None:
+        """``optimizer`` builds a torch.optim optimizer from the parameters; default SGD(lr=0.1).
+
+        ``rows_per_update`` splits each training batch into consecutive chunks of that many rows and
+        makes one optimiser update per chunk, in order: a batch of 400 rows with ``rows_per_update=1``
+        gives exactly the updates of batch size 1, without Lightning's per-step cost on each of them.
+        ``None`` makes one update per batch.
+        """
         super().__init__()
+        if rows_per_update is not None and rows_per_update < 1:
+            raise ValueError(f"rows_per_update must be >= 1 or None, got {rows_per_update}")
+        self.rows_per_update = rows_per_update
+        # The loss of every optimiser update made by the latest training step (read by loggers).
+        self.update_losses = torch.empty(0)
         if isinstance(net, dict):  # as stored in a checkpoint's hyper-parameters
             net = MLPSpec(**net)
         # The optimizer comes from the config again on reload; a plain dict keeps checkpoints loadable
         # with torch.load(weights_only=True).
         self.save_hyperparameters(ignore=["optimizer"])
         self.hparams["net"] = asdict(net)
+        # The CLI records the class when it builds the module; record it too when Python does, so
+        # `train.py test/predict --ckpt_path` can rebuild a module trained by a plain Trainer.
+        self.hparams.setdefault("_class_path", f"{type(self).__module__}.{type(self).__qualname__}")
         self.spec = net
         self.optimizer_factory = optimizer
         self.net = self.build_net(net)
@@ -82,6 +100,16 @@ class MLPModule(pl.LightningModule):
         if wanted == torch.float64 and self.dtype != wanted and self.net.is_at_initial_values():
             self.net.to(wanted)
             self.net.reset_parameters()
+
+    def setup(self, stage: str) -> None:
+        """Give every metric state tensors of its own in this process.
+
+        ``ddp_spawn`` on CPU pickles the module into shared memory; Lightning un-shares parameters and
+        buffers but not torchmetrics states, so without this all ranks would count into one tensor.
+        """
+        for metric in self.modules():
+            if isinstance(metric, Metric):
+                metric.reset()
 
     def forward(self, x: Tensor) -> Tensor:
         """Output pre-activations (logits)."""
@@ -163,12 +191,34 @@ class NativeModule(MLPModule):
     def build_net(self, spec: MLPSpec) -> NativeMLP:
         return NativeMLP(spec)
 
+    def __init__(
+        self, net: MLPSpec, optimizer: OptimizerCallable | None = None, rows_per_update: int | None = None
+    ) -> None:
+        super().__init__(net, optimizer, rows_per_update)
+        # Several updates per step need manual stepping; one update per batch is Lightning's own loop.
+        self.automatic_optimization = rows_per_update is None
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, target = batch
-        z = self.net(x)
-        loss = self.net.loss(z, target)
-        self._update_and_log("train", loss, z, target, on_step=True)
-        return loss
+        if self.automatic_optimization:
+            z = self.net(x)
+            loss = self.net.loss(z, target)
+            self.update_losses = loss.detach().reshape(1)
+            self._update_and_log("train", loss, z, target, on_step=True)
+            return loss
+        optimizer = self.optimizers()
+        losses, logits = [], []
+        for x_chunk, target_chunk in row_chunks(x, target, self.rows_per_update):
+            z = self.net(x_chunk)
+            loss = self.net.loss(z, target_chunk)
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+            losses.append(loss.detach())
+            logits.append(z.detach())
+        self.update_losses = torch.stack(losses)
+        self._update_and_log("train", self.update_losses.mean(), torch.cat(logits), target, on_step=True)
+        return self.update_losses.mean()
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, target = batch
@@ -188,8 +238,10 @@ class ManualModule(MLPModule):
 
     display_name = "manual (hand-derived)"
 
-    def __init__(self, net: MLPSpec, optimizer: OptimizerCallable | None = None) -> None:
-        super().__init__(net, optimizer)
+    def __init__(
+        self, net: MLPSpec, optimizer: OptimizerCallable | None = None, rows_per_update: int | None = None
+    ) -> None:
+        super().__init__(net, optimizer, rows_per_update)
         self.automatic_optimization = False
         self._cache: ForwardCache | None = None
 
@@ -200,13 +252,36 @@ class ManualModule(MLPModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, target = batch
         optimizer = self.optimizers()
-        loss, self._cache = self.net.loss_and_cache(x, target)
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        optimizer.step()
-        self._update_and_log("train", loss, self._cache.logits, target, on_step=True)
-        self._cache = None
+        rows = self.rows_per_update or x.shape[0]
+        if rows < x.shape[0] and numpy_path_applies(self.net, optimizer.optimizer, self.trainer.world_size > 1):
+            self.update_losses, logits = self._numpy_block(optimizer, x, target, rows)
+        else:
+            losses, logit_chunks = [], []
+            for x_chunk, target_chunk in row_chunks(x, target, rows):
+                loss, self._cache = self.net.loss_and_cache(x_chunk, target_chunk)
+                optimizer.zero_grad()
+                self.manual_backward(loss)
+                optimizer.step()
+                losses.append(loss)
+                logit_chunks.append(self._cache.logits)
+            self._cache = None
+            self.update_losses, logits = torch.stack(losses), torch.cat(logit_chunks)
+        loss = self.update_losses.mean()
+        self._update_and_log("train", loss, logits, target, on_step=True)
         return loss
+
+    def _numpy_block(
+        self, optimizer: LightningOptimizer, x: Tensor, target: Tensor, rows: int
+    ) -> tuple[Tensor, Tensor]:
+        """The block's updates on NumPy views (see :mod:`models.block_updates`), counted as optimiser
+        steps like Lightning's own; the last update's gradients are left in ``.grad`` for inspection."""
+        losses, logits, last_grads = numpy_block(self.net, optimizer.optimizer, x, target, rows)
+        for param, grad in zip(self.net.parameters(), last_grads):
+            param.grad = torch.from_numpy(grad).to(param)
+        for _ in range(len(losses)):  # what LightningOptimizer.step does around each real step
+            optimizer._on_before_step()
+            optimizer._on_after_step()
+        return losses, logits
 
     def backward(self, loss: Tensor, *args: object, **kwargs: object) -> None:
         """Fill ``param.grad`` with the hand-derived gradients; average them across DDP ranks."""

@@ -1,6 +1,8 @@
 """The hand-derived net: forward keeps what backward needs; backward is matrix formulas only.
 
-Nothing here builds an autograd graph: every method runs under ``torch.no_grad()``.
+Nothing here builds an autograd graph: the torch path runs under ``torch.no_grad()``. The formulas
+are plain functions of a weight list, so they run unchanged on torch tensors or on NumPy views of
+the same parameters (the CPU fast path, :mod:`models.block_updates`).
 
 Notation for layer k (N examples, fan_in -> fan_out):
     A_{k-1} (N, fan_in)   input to the layer (A_0 = X)
@@ -16,79 +18,91 @@ Backward, from dZ_L given by the fused head gradient:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from models.activations import activate, activation_derivative
-from models.base_net import MLPParameters
+from models.base_net import MLPParameters, l2_penalty
 from models.heads import loss_and_output_gradient
+from models.spec import MLPSpec
+
+Weights = list[tuple[Any, Any]]  # per layer: W (fan_out, fan_in) and b (fan_out,) or None
 
 
 @dataclass
 class ForwardCache:
-    inputs: list[Tensor]  # A_{k-1} for every layer k
-    pre_activations: list[Tensor]  # Z_k for every hidden layer k
-    activations: list[Tensor]  # A_k = f(Z_k) for every hidden layer k
-    logits: Tensor | None = None  # Z_L, the output pre-activations (N, K)
-    output_gradient: Tensor | None = None  # dL/dZ_L, set by loss_and_cache
+    inputs: list[Any] = field(default_factory=list)  # A_{k-1} for every layer k
+    pre_activations: list[Any] = field(default_factory=list)  # Z_k for every hidden layer k
+    activations: list[Any] = field(default_factory=list)  # A_k = f(Z_k) for every hidden layer k
+    logits: Any = None  # Z_L, the output pre-activations (N, K)
+    output_gradient: Any = None  # dL/dZ_L, set by loss_and_cache
+
+
+def forward_with_cache(spec: MLPSpec, weights: Weights, x: Any) -> ForwardCache:
+    cache = ForwardCache()
+    a = x  # (N, fan_in of layer 1)
+    last = len(weights) - 1
+    for k, (w, b) in enumerate(weights):
+        cache.inputs.append(a)
+        z = a @ w.T  # (N, fan_out)
+        if b is not None:
+            z = z + b
+        if k == last:
+            cache.logits = z
+            break
+        a = activate(spec.activation, z, spec.leaky_slope)
+        cache.pre_activations.append(z)
+        cache.activations.append(a)
+    return cache
+
+
+def loss_and_cache(spec: MLPSpec, weights: Weights, x: Any, target: Any) -> tuple[Any, ForwardCache]:
+    """Loss (with the L2 penalty) and the cache that :func:`gradients` consumes."""
+    cache = forward_with_cache(spec, weights, x)
+    loss, cache.output_gradient = loss_and_output_gradient(spec.head, cache.logits, target, spec.reduction)
+    if spec.l2:
+        loss = loss + l2_penalty(spec.l2, [w for w, _ in weights])
+    return loss, cache
+
+
+def gradients(spec: MLPSpec, weights: Weights, cache: ForwardCache) -> list[Any]:
+    """Hand-derived dL/dparam for every parameter, in parameter order (W1, b1, W2, ...)."""
+    assert cache.output_gradient is not None, "call loss_and_cache first"
+    dz = cache.output_gradient  # (N, K)
+    per_layer: list[list[Any]] = []
+    for k in range(len(weights) - 1, -1, -1):
+        w, b = weights[k]
+        dw = dz.T @ cache.inputs[k]  # (fan_out, fan_in)
+        if spec.l2:
+            dw = dw + spec.l2 * w
+        per_layer.append([dw] if b is None else [dw, dz.sum(0)])  # db: (fan_out,)
+        if k > 0:
+            deriv = activation_derivative(
+                spec.activation, cache.pre_activations[k - 1], cache.activations[k - 1], spec.leaky_slope
+            )
+            dz = (dz @ w) * deriv  # dA_{k-1} (N, fan_in) times f'(Z_{k-1})
+    return [g for grads in reversed(per_layer) for g in grads]
 
 
 class ManualMLP(MLPParameters):
-    @torch.no_grad()
-    def forward(self, x: Tensor) -> Tensor:
-        """Output pre-activations, shape (N, K); keeps nothing."""
-        return self.forward_with_cache(x)[0]
+    """The parameters of :class:`MLPParameters` driven by the hand-derived functions above."""
+
+    def weights(self) -> Weights:
+        return [(layer.weight, layer.bias) for layer in self.layers]
 
     @torch.no_grad()
-    def forward_with_cache(self, x: Tensor) -> tuple[Tensor, ForwardCache]:
-        spec = self.spec
-        cache = ForwardCache(inputs=[], pre_activations=[], activations=[])
-        a = x  # (N, fan_in of layer 1)
-        for k, layer in enumerate(self.layers):
-            cache.inputs.append(a)
-            z = a @ layer.weight.T  # (N, fan_out)
-            if layer.bias is not None:
-                z = z + layer.bias
-            if k == len(self.layers) - 1:
-                cache.logits = z
-                return z, cache
-            a = activate(spec.activation, z, spec.leaky_slope)
-            cache.pre_activations.append(z)
-            cache.activations.append(a)
-        raise AssertionError("unreachable: a spec always has an output layer")
+    def forward(self, x: Tensor) -> Tensor:
+        """Output pre-activations, shape (N, K)."""
+        return forward_with_cache(self.spec, self.weights(), x).logits
 
     @torch.no_grad()
     def loss_and_cache(self, x: Tensor, target: Tensor) -> tuple[Tensor, ForwardCache]:
-        """Loss (with the L2 penalty) and the cache that :meth:`gradients` consumes."""
-        z, cache = self.forward_with_cache(x)
-        loss, cache.output_gradient = loss_and_output_gradient(self.spec.head, z, target, self.spec.reduction)
-        if self.spec.l2:
-            loss = loss + self.l2_penalty()
-        return loss, cache
+        return loss_and_cache(self.spec, self.weights(), x, target)
 
     @torch.no_grad()
     def gradients(self, cache: ForwardCache) -> list[Tensor]:
         """Hand-derived dL/dparam for every parameter, in ``self.parameters()`` order."""
-        spec = self.spec
-        assert cache.output_gradient is not None, "call loss_and_cache first"
-        dz = cache.output_gradient  # (N, K)
-        per_layer: list[list[Tensor]] = []
-        for k in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[k]
-            a_prev = cache.inputs[k]  # (N, fan_in)
-            dw = dz.T @ a_prev  # (fan_out, fan_in)
-            if spec.l2:
-                dw = dw + spec.l2 * layer.weight
-            grads = [dw]
-            if layer.bias is not None:
-                grads.append(dz.sum(0))  # (fan_out,)
-            per_layer.append(grads)
-            if k > 0:
-                da_prev = dz @ layer.weight  # (N, fan_in)
-                deriv = activation_derivative(
-                    spec.activation, cache.pre_activations[k - 1], cache.activations[k - 1], spec.leaky_slope
-                )
-                dz = da_prev * deriv  # (N, fan_in)
-        return [g for grads in reversed(per_layer) for g in grads]
+        return gradients(self.spec, self.weights(), cache)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.base_net import MLPParameters
+from models.base_net import MLPParameters, l2_penalty
 
 
 class NativeMLP(MLPParameters):
@@ -41,4 +41,4 @@ class NativeMLP(MLPParameters):
                 out = torch.sigmoid(z) if spec.head == "mse_sigmoid" else z
                 per_example = 0.5 * F.mse_loss(out, y, reduction="none").sum(1)
             loss = per_example.mean() if spec.reduction == "mean" else per_example.sum()
-        return loss + self.l2_penalty() if spec.l2 else loss
+        return loss + l2_penalty(spec.l2, [layer.weight for layer in self.layers]) if spec.l2 else loss

@@ -58,3 +58,22 @@ def test_week04_config_fits_and_tests_for_one_epoch(tmp_path, model: str) -> Non
     )
     assert tested.returncode == 0, tested.stderr[-3000:]
     assert "f1" in tested.stdout + tested.stderr
+
+
+def test_cli_tests_a_checkpoint_saved_by_a_plain_trainer(tmp_path) -> None:
+    """Modules built in Python record their class, so the CLI can rebuild them from a checkpoint."""
+    from datamodules.week04 import Week04DataModule
+    from models import MLPSpec, NativeModule
+    from tests.conftest import quiet_trainer
+
+    spec = MLPSpec(input_size=2, hidden_sizes=[3, 3], output_size=2, activation="sigmoid", bias=False)
+    trainer = quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=50, limit_val_batches=0)
+    trainer.fit(NativeModule(spec), datamodule=Week04DataModule(train_path=str(tmp_path / "absent.csv")))
+    trainer.save_checkpoint(tmp_path / "plain.ckpt")
+    tested = run_cli(
+        "test", "--config", str(ROOT / "configs/week04.yaml"), "--ckpt_path", str(tmp_path / "plain.ckpt"),
+        "--trainer.enable_progress_bar", "false", "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+        "--data.train_path", str(tmp_path / "absent.csv"),
+    )  # fmt: skip
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    assert "Test metrics for native (autograd)" in tested.stdout + tested.stderr

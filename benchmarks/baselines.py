@@ -1,0 +1,91 @@
+"""Plain loops that do what the notebooks do: the baselines every benchmark ratio is measured against.
+
+The tests also use them as oracles: the week-4 NumPy loop is the notebook's recipe restated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def week04_numpy_sgd(x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 0.1, seed: int = 0):
+    """Week-4 from-scratch loop: 2-3-3-2 sigmoid, no bias, N(0, 0.2) init, one update per example in
+    ``default_rng(seed).permutation(n)`` order per epoch. Returns the three (fan_in, fan_out) weights
+    and every step's loss."""
+    init = np.random.default_rng(seed)
+    w = [init.normal(0, 0.2, size=s) for s in ((2, 3), (3, 3), (3, 2))]
+    order_rng = np.random.default_rng(seed)
+    eye = np.eye(2)
+    losses = []
+    for _ in range(epochs):
+        for i in order_rng.permutation(len(x)):
+            a0 = x[i : i + 1]  # (1, 2)
+            a1 = 1 / (1 + np.exp(-np.clip(a0 @ w[0], -50, 50)))  # (1, 3)
+            a2 = 1 / (1 + np.exp(-np.clip(a1 @ w[1], -50, 50)))  # (1, 3)
+            z3 = a2 @ w[2]  # (1, 2)
+            e = np.exp(z3 - z3.max(axis=1, keepdims=True))
+            p = e / e.sum(axis=1, keepdims=True)
+            t = eye[y[i : i + 1]]
+            losses.append(float(-np.sum(t * np.log(np.clip(p, 1e-12, 1.0)))))
+            d3 = p - t
+            d2 = (d3 @ w[2].T) * a2 * (1 - a2)
+            d1 = (d2 @ w[1].T) * a1 * (1 - a1)
+            w[2] -= lr * a2.T @ d3
+            w[1] -= lr * a1.T @ d2
+            w[0] -= lr * a0.T @ d1
+    return w, losses
+
+
+def week04_torch_sgd(x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 0.1, seed: int = 0):
+    """Week-4 PyTorch section: nn.Linear layers without bias, CrossEntropyLoss, batch 1, autograd, float64.
+    Starts from the same weights and order as :func:`week04_numpy_sgd`."""
+    init = np.random.default_rng(seed)
+    model = nn.Sequential(
+        nn.Linear(2, 3, bias=False),
+        nn.Sigmoid(),
+        nn.Linear(3, 3, bias=False),
+        nn.Sigmoid(),
+        nn.Linear(3, 2, bias=False),
+    ).double()
+    with torch.no_grad():
+        for layer, shape in zip((model[0], model[2], model[4]), ((2, 3), (3, 3), (3, 2))):
+            layer.weight.copy_(torch.from_numpy(init.normal(0, 0.2, size=shape).T))
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    order_rng = np.random.default_rng(seed)
+    losses = []
+    for _ in range(epochs):
+        for i in order_rng.permutation(len(x)).tolist():
+            optimizer.zero_grad()
+            loss = criterion(model(xt[i : i + 1]), yt[i : i + 1])
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    return [model[k].weight.detach().numpy().T for k in (0, 2, 4)], losses
+
+
+LAB4_X = np.array([[2, 9, 0], [1, 5, 1], [3, 6, 2]], dtype=np.float32)
+LAB4_Y = np.array([[90], [100], [88]], dtype=np.float32)
+
+
+def lab4_torch_delta_rule(hidden: int, lr: float, epochs: int, seed: int = 0) -> tuple[float, float]:
+    """Lab 4's loop: 3-hidden-1 sigmoid net without bias on the three rows (X / column max, y / 100),
+    full batch, W += lr * X.T @ delta, float32. Returns the final mean squared error and the scaled
+    prediction for [3, 8, 4]."""
+    gen = torch.Generator().manual_seed(seed)
+    x_max = torch.from_numpy(LAB4_X).max(0).values
+    x, y = torch.from_numpy(LAB4_X) / x_max, torch.from_numpy(LAB4_Y) / 100
+    w1, w2 = torch.randn(3, hidden, generator=gen), torch.randn(hidden, 1, generator=gen)
+    for _ in range(epochs):
+        a1 = torch.sigmoid(x @ w1)
+        out = torch.sigmoid(a1 @ w2)
+        out_delta = (y - out) * out * (1 - out)
+        hidden_delta = (out_delta @ w2.T) * a1 * (1 - a1)
+        w1 += lr * x.T @ hidden_delta
+        w2 += lr * a1.T @ out_delta
+    out = torch.sigmoid(torch.sigmoid(x @ w1) @ w2)
+    x_new = torch.tensor([[3.0, 8.0, 4.0]]) / x_max
+    return float(((y - out) ** 2).mean()), float(torch.sigmoid(torch.sigmoid(x_new @ w1) @ w2))

@@ -1,0 +1,138 @@
+"""Run every benchmark in one process, print the ratios and write docs/BENCHMARKS.md.
+
+    python benchmarks/run.py                # all workloads
+    python benchmarks/run.py --only w1 w3   # a subset
+
+Every ratio divides two medians measured in this run, so a slow or busy machine slows both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import w1_week04_sgd, w2_mnist_epoch, w3_lab4_grid  # noqa: E402
+from benchmarks.timing import Timing, machine_summary  # noqa: E402
+
+
+def timing_rows(timings: dict[str, Timing]) -> list[str]:
+    rows = ["| path | median s | min-max s | runs |", "| --- | --- | --- | --- |"]
+    rows += [f"| {t.name} | {t.median:.3f} | {t.spread} | {len(t.seconds)} |" for t in timings.values()]
+    return rows
+
+
+def ratio_rows(ratios: dict[str, float], targets: dict[str, float]) -> list[str]:
+    rows = ["| ratio | measured | target | met |", "| --- | --- | --- | --- |"]
+    for name, value in ratios.items():
+        target = targets.get(name)
+        met = "" if target is None else ("yes" if value <= target else "no")
+        rows.append(f"| {name} | {value:.2f}x | {'' if target is None else f'<= {target:.1f}x'} | {met} |")
+    return rows
+
+
+def w1_section(result: dict) -> list[str]:
+    return [
+        "## W1: week-4 single-example SGD",
+        "",
+        "2-3-3-2 sigmoid, no bias, float64, 400 rows x 30 epochs = 12,000 updates, every step's loss kept. "
+        "`ours_*` is `python train.py fit --config configs/week04.yaml` in-process as shipped "
+        "(no test, no progress bar).",
+        "",
+        *timing_rows(result["timings"]),
+        "",
+        *ratio_rows(result["ratios"], {"ours_manual / numpy_loop": 1.0, "ours_native / torch_loop": 1.0}),
+        "",
+        f"Largest |w_ours_manual - w_numpy_loop| after training: {result['max_weight_diff_vs_numpy_loop']:.2e}.",
+        "",
+    ]
+
+
+def w2_section(result: dict) -> list[str]:
+    return [
+        "## W2: Fashion-MNIST epoch",
+        "",
+        "54,000 training rows, 784-256-256-10 ReLU, batch 128, SGD lr 0.1, float32, one training epoch "
+        "(validation off on every path).",
+        "",
+        *timing_rows(result["timings"]),
+        "",
+        *ratio_rows(result["ratios"], {"ours_native / preloaded_loop": 1.1, "ours_manual / preloaded_loop": 1.1}),
+        "",
+        f"Measured sgemm rate: {result['sgemm_gflops']:.1f} GFLOP/s. One epoch is {result['epoch_gflop']:.1f} GFLOP; "
+        + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in result["achieved_gflops"].items())
+        + ".",
+        "",
+        f"Peak RSS of a whole `fit` process (ours, manual module): {result['peak_rss_mb']:.0f} MB (target <= 1500 MB).",
+        "",
+    ]
+
+
+def w3_section(result: dict) -> list[str]:
+    rows = [
+        "| hidden | lr | plain s | plain MSE | plain prediction | ours s | ours MSE |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in result["rows"]:
+        ours = f"{r['ours_seconds']:.2f} | {r['ours_mse']:.6f}" if "ours_seconds" in r else "- | -"
+        rows.append(
+            f"| {r['hidden']} | {r['lr']} | {r['plain_seconds']:.2f} | {r['plain_mse']:.6f} | "
+            f"{r['plain_prediction']:.2f} | {ours} |"
+        )
+    return [
+        "## W3: Lab-4 grid (recorded only)",
+        "",
+        "Hidden {4, 8, 16} x lr {0.1, 0.5, 1.0}, 10,000 full-batch epochs on Lab 4's three rows, delta rule.",
+        "",
+        *rows,
+        "",
+        f"Plain loop, whole grid: {result['plain_total']:.2f} s. Ours (one Lightning epoch per notebook epoch): "
+        f"{result['ours_total_estimate']:.0f} s for the grid, extrapolated from "
+        f"{result['ours_measured']} measured config(s).",
+        "",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", choices=["w1", "w2", "w3"], default=["w1", "w2", "w3"])
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds for the fast paths")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    started = time.perf_counter()
+    sections: list[str] = []
+    if "w1" in args.only:
+        result = w1_week04_sgd.run(args.repeats)
+        sections += w1_section(result)
+        print("\n".join(w1_section(result)), flush=True)
+    if "w2" in args.only:
+        result = w2_mnist_epoch.run(args.repeats)
+        sections += w2_section(result)
+        print("\n".join(w2_section(result)), flush=True)
+    if "w3" in args.only:
+        result = w3_lab4_grid.run()
+        sections += w3_section(result)
+        print("\n".join(w3_section(result)), flush=True)
+    header = [
+        "# Benchmarks",
+        "",
+        "Generated by `python benchmarks/run.py`; do not edit by hand. Medians and min-max spreads of "
+        "interleaved runs in one process; ratios divide medians from the same run.",
+        "",
+        f"- Machine: {machine_summary()}",
+        f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; total time {time.perf_counter() - started:.0f} s",
+        "",
+    ]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(header + sections))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

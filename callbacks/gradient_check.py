@@ -1,0 +1,249 @@
+"""Checks a module's gradients against central finite differences (and, for the manual net, autograd).
+
+Relative error per entry is ``|g - fd| / max(|g|, |fd|, floor)``. Central differences in float64
+cannot resolve a gradient below their rounding noise, about ``10 * eps_machine * max(|loss|, 1) / eps``
+(2e-10 for week 4); ``floor`` is that noise divided by the pass tolerance, so entries that agree to
+within the noise pass, and tiny entries are not graded on noise. Grades: pass <= 1e-7, warn <= 1e-4
+(typically ReLU kinks), fail above.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Literal
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch import Tensor
+
+from callbacks.batches import collect_rows, datamodule_loader
+from callbacks.tensorboard_dashboard import tensorboard_writer
+from models.activations import activate
+from models.base_net import MLPParameters
+from models.manual_net import ManualMLP
+from models.native_net import NativeMLP
+
+Grade = Literal["pass", "warn", "fail"]
+KINKED = ("relu", "leaky_relu")
+
+
+class GradientCheckError(RuntimeError):
+    """Raised by :class:`GradientCheck` with ``stop_on_failure`` when a gradient is wrong."""
+
+
+@dataclass(frozen=True)
+class ParameterError:
+    reference: str  # what the module's gradient was compared with: "finite differences" or "autograd"
+    name: str  # parameter name, e.g. "layers.0.weight"
+    max_rel: float
+    mean_rel: float
+    entries: int  # entries compared
+
+    def grade(self, pass_tol: float = 1e-7, warn_tol: float = 1e-4) -> Grade:
+        return "pass" if self.max_rel <= pass_tol else "warn" if self.max_rel <= warn_tol else "fail"
+
+
+def net_loss(net: MLPParameters, x: Tensor, y: Tensor) -> Tensor:
+    """The loss the module minimises, computed the module's own way."""
+    if isinstance(net, ManualMLP):
+        return net.loss_and_cache(x, y)[0]
+    return net.loss(net(x), y)
+
+
+def module_gradients(net: MLPParameters, x: Tensor, y: Tensor) -> list[Tensor]:
+    """Hand-derived gradients for the manual net, autograd's for any other, in ``parameters()`` order."""
+    if isinstance(net, ManualMLP):
+        _, cache = net.loss_and_cache(x, y)
+        return list(net.gradients(cache))
+    params = list(net.parameters())
+    with torch.enable_grad():
+        return list(torch.autograd.grad(net.loss(net(x), y), params))
+
+
+def autograd_gradients(net: MLPParameters, x: Tensor, y: Tensor) -> list[Tensor]:
+    """Autograd through :class:`NativeMLP` on a copy of ``net``'s weights."""
+    native = NativeMLP(net.spec).to(dtype=x.dtype)
+    native.load_state_dict(net.state_dict())
+    return module_gradients(native, x, y)
+
+
+@torch.no_grad()
+def kink_free_rows(net: MLPParameters, x: Tensor, margin: float) -> Tensor:
+    """Rows whose every hidden ReLU/leaky-ReLU pre-activation is farther than ``margin`` from 0."""
+    keep = torch.ones(len(x), dtype=torch.bool)
+    if net.spec.activation not in KINKED:
+        return keep
+    a = x
+    for layer in net.layers[:-1]:
+        z = layer(a)
+        keep &= (z.abs() > margin).all(1)
+        a = activate(net.spec.activation, z, net.spec.leaky_slope)
+    return keep
+
+
+def relative_error(a: Tensor, b: Tensor, floor: float) -> Tensor:
+    return (a - b).abs() / torch.clamp(torch.maximum(a.abs(), b.abs()), min=floor)
+
+
+@torch.no_grad()
+def finite_differences(net: MLPParameters, x: Tensor, y: Tensor, eps: float, entries: list[Tensor]) -> list[Tensor]:
+    """``(L(w + eps) - L(w - eps)) / 2 eps`` at the given flat entries of each parameter."""
+    out = []
+    for param, index in zip(net.parameters(), entries):
+        flat = param.data.view(-1)
+        values = torch.empty(len(index), dtype=torch.float64)
+        for j, i in enumerate(index.tolist()):
+            original = flat[i].item()
+            flat[i] = original + eps
+            plus = float(net_loss(net, x, y))
+            flat[i] = original - eps
+            minus = float(net_loss(net, x, y))
+            flat[i] = original
+            values[j] = (plus - minus) / (2 * eps)
+        out.append(values)
+    return out
+
+
+def check_gradients(
+    net: MLPParameters,
+    x: Tensor,
+    y: Tensor,
+    eps: float = 1e-5,
+    max_entries: int = 64,
+    pass_tol: float = 1e-7,
+    seed: int = 0,
+) -> list[ParameterError]:
+    """Errors per parameter of ``net``'s gradients at (x, y), in float64 on CPU, on a copy of ``net``.
+
+    At most ``max_entries`` entries per parameter (chosen with ``seed``) are perturbed; the manual net
+    is also compared with autograd on every entry.
+    """
+    net = copy.deepcopy(net).to(device="cpu", dtype=torch.float64)
+    x = x.detach().to("cpu", torch.float64)
+    y = y.detach().cpu().to(torch.float64) if torch.is_floating_point(y) else y.detach().cpu()
+    names = [name for name, _ in net.named_parameters()]
+    grads = [g.detach().reshape(-1) for g in module_gradients(net, x, y)]
+    generator = torch.Generator().manual_seed(seed)
+    entries = [
+        torch.arange(n) if n <= max_entries else torch.randperm(n, generator=generator)[:max_entries]
+        for n in (g.numel() for g in grads)
+    ]
+    fd = finite_differences(net, x, y, eps, entries)
+    noise = 10 * torch.finfo(torch.float64).eps * max(abs(float(net_loss(net, x, y))), 1.0) / eps
+    errors = []
+    for name, g, index, approx in zip(names, grads, entries, fd):
+        rel = relative_error(g[index], approx, noise / pass_tol)
+        errors.append(ParameterError("finite differences", name, rel.max().item(), rel.mean().item(), len(index)))
+    if isinstance(net, ManualMLP):
+        tiny = torch.finfo(torch.float64).tiny
+        for name, g, auto in zip(names, grads, autograd_gradients(net, x, y)):
+            rel = relative_error(g, auto.reshape(-1), tiny)
+            errors.append(ParameterError("autograd", name, rel.max().item(), rel.mean().item(), g.numel()))
+    return errors
+
+
+def format_check(title: str, errors: list[ParameterError], pass_tol: float, warn_tol: float) -> str:
+    width = max(len(e.name) for e in errors) + 2
+    header = f"  {'reference':<20}{'parameter':<{width}}{'entries':>8}{'max rel err':>13}{'mean rel err':>14}  grade"
+    lines = [title, header]
+    for e in errors:
+        lines.append(
+            f"  {e.reference:<20}{e.name:<{width}}{e.entries:>8}{e.max_rel:>13.2e}{e.mean_rel:>14.2e}  "
+            f"{e.grade(pass_tol, warn_tol)}"
+        )
+    return "\n".join(lines)
+
+
+class GradientCheck(pl.Callback):
+    """Grades the module's gradients at fit start and, optionally, every ``every_n_epochs`` epochs.
+
+    Uses the first ``num_examples`` training rows that sit clear of ReLU kinks (rows with a hidden
+    pre-activation within ``kink_margin`` of 0 are skipped: finite differences across a kink measure
+    neither side's slope). Every rank computes the check, so ``stop_on_failure`` stops all ranks.
+    """
+
+    def __init__(
+        self,
+        at_fit_start: bool = True,
+        every_n_epochs: int = 0,
+        num_examples: int = 4,
+        eps: float = 1e-5,
+        kink_margin: float = 1e-3,
+        max_entries_per_parameter: int = 64,
+        pass_tol: float = 1e-7,
+        warn_tol: float = 1e-4,
+        stop_on_failure: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.at_fit_start = at_fit_start
+        self.every_n_epochs = every_n_epochs
+        self.num_examples = num_examples
+        self.eps = eps
+        self.kink_margin = kink_margin
+        self.max_entries = max_entries_per_parameter
+        self.pass_tol = pass_tol
+        self.warn_tol = warn_tol
+        self.stop_on_failure = stop_on_failure
+        self.seed = seed
+        self.last_errors: list[ParameterError] = []
+        self.last_grade: Grade | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.at_fit_start:
+            self.check(trainer, pl_module, "fit start")
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if self.every_n_epochs > 0 and epoch % self.every_n_epochs == 0:
+            self.check(trainer, pl_module, f"end of epoch {epoch}")
+
+    def check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str) -> Grade | None:
+        loader = datamodule_loader(trainer, "train")
+        if loader is None:
+            rank_zero_warn("GradientCheck needs a datamodule to draw examples from; skipped.")
+            return None
+        net: MLPParameters = pl_module.net
+        x, y = collect_rows(loader, 50 * self.num_examples)
+        keep = kink_free_rows(copy.deepcopy(net).double().cpu(), x.double(), self.kink_margin)
+        rows = torch.nonzero(keep).flatten()[: self.num_examples]
+        if len(rows) == 0:
+            rank_zero_warn(f"GradientCheck at {when}: all {len(x)} examples sit near a ReLU kink; skipped.")
+            return None
+        skipped = int(rows[-1]) + 1 - len(rows)  # kinked rows passed over before the last one used
+        x, y = x[rows], y[rows]
+        errors = check_gradients(net, x, y, self.eps, self.max_entries, self.pass_tol, self.seed)
+        grades = [e.grade(self.pass_tol, self.warn_tol) for e in errors]
+        grade: Grade = "fail" if "fail" in grades else "warn" if "warn" in grades else "pass"
+        self.last_errors, self.last_grade = errors, grade
+        worst = max(errors, key=lambda e: e.max_rel)
+        title = (
+            f"Gradient check at {when}: {type(pl_module).__name__}, {len(x)} examples in float64, central "
+            f"differences with eps={self.eps:g} ({skipped} examples near a ReLU kink skipped)"
+        )
+        summary = (
+            f"Gradient check result: {grade.upper()} (worst {worst.max_rel:.2e} in {worst.name} vs "
+            f"{worst.reference}; pass <= {self.pass_tol:g}, warn <= {self.warn_tol:g})"
+        )
+        rank_zero_info(format_check(title, errors, self.pass_tol, self.warn_tol) + "\n" + summary)
+        self._log(trainer, errors)
+        if grade == "fail":
+            message = (
+                f"{summary}. The module's gradient for {worst.name} disagrees with {worst.reference}: "
+                "check the hand-derived formulas for that layer (models/manual_net.py, models/activations.py, "
+                "models/heads.py)."
+            )
+            if self.stop_on_failure:
+                raise GradientCheckError(message)
+            rank_zero_warn(message)
+        return grade
+
+    def _log(self, trainer: pl.Trainer, errors: list[ParameterError]) -> None:
+        writer = tensorboard_writer(trainer)
+        if writer is None:
+            return
+        for e in errors:
+            tag = f"grad_check/{e.reference.replace(' ', '_')}/{e.name}"
+            writer.add_scalar(f"{tag}/max_rel_error", e.max_rel, trainer.global_step)
+            writer.add_scalar(f"{tag}/mean_rel_error", e.mean_rel, trainer.global_step)

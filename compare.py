@@ -1,0 +1,266 @@
+"""``python train.py compare --config configs/week04.yaml [overrides]``: hand-derived vs autograd.
+
+Builds the config twice, once with ``models.ManualModule`` and once with ``models.NativeModule``,
+fits and tests each with its own Trainer (same seed, same initial weights, same data order), then
+prints the notebook's side-by-side table, both confusion matrices, both final weights and the
+largest weight difference, graded against 1e-9 in float64. Both runs log under one parent directory
+(``<save_dir>/<name>_compare/version_<n>/{manual,native}``), so TensorBoard overlays their curves.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+from torch.utils.tensorboard import SummaryWriter
+from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+from callbacks.figures import loss_comparison_figure
+from callbacks.tensorboard_dashboard import TensorBoardDashboard
+from callbacks.weights_export import format_weights, notebook_weights
+from models.heads import predicted_classes
+from models.lightning_modules import MLPModule
+
+MODELS = {"manual": "models.ManualModule", "native": "models.NativeModule"}
+FLOAT64_TOLERANCE = 1e-9
+FLOAT32_TOLERANCE = 1e-4
+USAGE = __doc__
+
+
+class RunRecorder(pl.Callback):
+    """Keeps what the comparison checks: the weights training starts from and epoch 1's input order."""
+
+    def __init__(self) -> None:
+        self.initial: dict[str, Tensor] = {}
+        self.first_epoch_inputs: list[Tensor] = []
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.initial = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: object, batch_idx: int
+    ) -> None:
+        if trainer.current_epoch == 0:
+            self.first_epoch_inputs.append(batch[0].detach())
+
+
+@dataclass
+class ModelRun:
+    label: str
+    module: MLPModule
+    trainer: pl.Trainer
+    metrics: dict[str, float]
+    confusion: np.ndarray
+    seconds: float
+    recorder: RunRecorder
+    step_losses: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Comparison:
+    runs: dict[str, ModelRun]
+    max_weight_diff: float
+    tolerance: float
+    passed: bool
+    same_start: bool
+    same_order: bool
+    run_dir: Path
+
+
+def next_version(root: Path) -> int:
+    taken = [int(p.name.split("_")[1]) for p in root.glob("version_*") if p.name.split("_")[1].isdigit()]
+    return max(taken, default=-1) + 1
+
+
+def compare_logger(cli: LightningCLI, version: int | None) -> TensorBoardLogger:
+    """A TensorBoardLogger under ``<save_dir>/<name>_compare``; both runs share one version directory."""
+    configured = cli.trainer.logger
+    save_dir = getattr(configured, "save_dir", None) or "runs"
+    name = f"{getattr(configured, 'name', None) or 'lightning_logs'}_compare"
+    if version is None:
+        version = next_version(Path(save_dir) / name)
+    return TensorBoardLogger(save_dir, name=name, version=f"version_{version}", default_hp_metric=False)
+
+
+@torch.no_grad()
+def test_confusion(module: MLPModule, datamodule: pl.LightningDataModule) -> np.ndarray:
+    k = module.spec.num_classes
+    total = torch.zeros(k, k, dtype=torch.long)
+    for x, y in datamodule.test_dataloader():
+        preds = predicted_classes(module.spec.head, module.net(x.to(module.device, module.dtype))).cpu()
+        total += multiclass_confusion_matrix(preds, y.reshape(-1).long(), k)
+    return total.numpy()
+
+
+def fit_and_test(make_cli: Callable[..., LightningCLI], args: list[str], label: str, parent: TensorBoardLogger | None):
+    cli = make_cli([*args, "--model", MODELS[label]], run=False)
+    parent = parent or compare_logger(cli, None)
+    cli.trainer.logger = TensorBoardLogger(
+        parent.save_dir, name=parent.name, version=f"{parent.version}/{label}", default_hp_metric=False
+    )
+    recorder = RunRecorder()
+    cli.trainer.callbacks.append(recorder)
+    start = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    seconds = time.perf_counter() - start
+    metrics = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
+    dashboards = [c for c in cli.trainer.callbacks if isinstance(c, TensorBoardDashboard)]
+    run = ModelRun(
+        label=label,
+        module=cli.model,
+        trainer=cli.trainer,
+        metrics={k: float(v) for k, v in metrics.items()},
+        confusion=test_confusion(cli.model, cli.datamodule),
+        seconds=seconds,
+        recorder=recorder,
+        step_losses=dashboards[0].step_losses if dashboards else [],
+    )
+    return run, parent
+
+
+def max_difference(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+def compare(make_cli: Callable[..., LightningCLI], args: list[str]) -> Comparison:
+    """Fit and test both modules from the same config; the result says whether their weights agree."""
+    runs: dict[str, ModelRun] = {}
+    parent = None
+    for label in MODELS:
+        runs[label], parent = fit_and_test(make_cli, args, label, parent)
+    manual, native = runs["manual"], runs["native"]
+    weights = {label: run.module.net.state_dict() for label, run in runs.items()}
+    diff = max_difference(weights["manual"], weights["native"])
+    float64 = all(p.dtype == torch.float64 for p in manual.module.parameters())
+    tolerance = FLOAT64_TOLERANCE if float64 else FLOAT32_TOLERANCE
+    same_start = max_difference(manual.recorder.initial, native.recorder.initial) == 0.0
+    inputs = [torch.cat(run.recorder.first_epoch_inputs) for run in runs.values()]
+    same_order = inputs[0].shape == inputs[1].shape and torch.equal(*inputs)
+    result = Comparison(
+        runs,
+        diff,
+        tolerance,
+        diff <= tolerance and same_start and same_order,
+        same_start,
+        same_order,
+        Path(parent.log_dir),
+    )
+    if manual.trainer.is_global_zero:
+        write_outputs(result)
+    return result
+
+
+def side_by_side_rows(result: Comparison) -> list[dict[str, str]]:
+    return [
+        {
+            "model": run.module.display_name,
+            "precision": f"{run.metrics['test/precision']:.6f}",
+            "recall": f"{run.metrics['test/recall']:.6f}",
+            "f1": f"{run.metrics['test/f1']:.6f}",
+        }
+        for run in result.runs.values()
+    ]
+
+
+def verdict(result: Comparison) -> str:
+    kind = "float64" if result.tolerance == FLOAT64_TOLERANCE else "float32"
+    word = "PASS" if result.passed else "FAIL"
+    diff = result.max_weight_diff
+    line = f"{word}: largest |w_manual - w_autograd| = {diff:.3e} (tolerance {result.tolerance:g}, {kind})"
+    if not result.same_start:
+        line += "; FAIL: the runs did not start from identical weights"
+    if not result.same_order:
+        line += "; FAIL: the runs did not see the same data order"
+    return line
+
+
+def format_confusions(result: Comparison) -> str:
+    blocks = []
+    for run in result.runs.values():
+        c = run.confusion
+        width = max(len(str(int(c.max()))), 6) + 1
+        k = c.shape[0]
+        lines = [run.module.display_name, " " * 8 + "".join(f"{'pred ' + str(j):>{width}}" for j in range(k))]
+        lines += [f"{'true ' + str(i):<8}" + "".join(f"{int(v):>{width}}" for v in c[i]) for i in range(k)]
+        blocks.append(lines)
+    column = max(len(line) for lines in blocks for line in lines) + 4
+    return "\n".join("".join(f"{line:<{column}}" for line in row) for row in zip(*blocks))
+
+
+def format_table(rows: list[dict[str, str]]) -> str:
+    width = max(len(r["model"]) for r in rows) + 2
+    lines = [f"{'model':<{width}}{'precision':>11}{'recall':>11}{'f1':>11}"]
+    lines += [f"{r['model']:<{width}}{r['precision']:>11}{r['recall']:>11}{r['f1']:>11}" for r in rows]
+    return "\n".join(lines)
+
+
+def report(result: Comparison) -> str:
+    manual, native = result.runs["manual"], result.runs["native"]
+    steps = manual.trainer.global_step
+    yes = {True: "yes", False: "NO"}
+    sections = [
+        "Hand-derived (manual) vs autograd (native): one config, two Trainers",
+        f"  {manual.trainer.current_epoch} epochs, {steps} optimizer steps each, precision {manual.trainer.precision}",
+        f"  identical initial weights: {yes[result.same_start]}; "
+        f"identical data order (epoch 1): {yes[result.same_order]}",
+        "",
+        format_table(side_by_side_rows(result)),
+        "",
+        "Test confusion matrices (rows: true class, columns: predicted class):",
+        format_confusions(result),
+        "",
+        f"Final weights, {manual.module.display_name}:\n{format_weights(notebook_weights(manual.module))}",
+        "",
+        f"Final weights, {native.module.display_name}:\n{format_weights(notebook_weights(native.module))}",
+        "",
+        verdict(result),
+        f"Fit wall time: manual {manual.seconds:.1f} s, native {native.seconds:.1f} s",
+        f"Table: {result.run_dir / 'comparison.csv'} (and .md)",
+        f"TensorBoard: tensorboard --logdir {result.run_dir}",
+    ]
+    return "\n".join(sections)
+
+
+def write_outputs(result: Comparison) -> None:
+    """The side-by-side table (CSV + markdown) and the overlaid loss curves in the parent directory."""
+    run_dir = result.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rows = side_by_side_rows(result)
+    with (run_dir / "comparison.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    table = ["| model | precision | recall | f1 |", "|---|---|---|---|"]
+    table += [f"| {r['model']} | {r['precision']} | {r['recall']} | {r['f1']} |" for r in rows]
+    markdown = "\n".join(table) + f"\n\n{verdict(result)}\n"
+    (run_dir / "comparison.md").write_text(markdown)
+    with SummaryWriter(str(run_dir)) as writer:
+        writer.add_text("compare/summary", markdown)
+        curves = {run.module.display_name: run.step_losses for run in result.runs.values() if run.step_losses}
+        if len(curves) == 2:
+            steps_per_epoch = len(next(iter(curves.values()))) // max(result.runs["manual"].trainer.current_epoch, 1)
+            figure = loss_comparison_figure(curves, steps_per_epoch, "Training loss per step: manual vs autograd")
+            writer.add_figure("compare/loss_curves", figure)
+
+
+def compare_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
+    """Entry point of ``train.py compare``; the exit code is 0 on PASS, 1 on FAIL."""
+    if any(a in ("-h", "--help") for a in args):
+        print(USAGE)
+        return 0
+    # The two CLIs get the command line's own arguments (plus --model), on purpose.
+    warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
+    result = compare(make_cli, args)
+    if result.runs["manual"].trainer.is_global_zero:
+        print(report(result))
+    return 0 if result.passed else 1

@@ -1,0 +1,110 @@
+"""The gradient check: passes on both correct nets, catches a deliberately wrong gradient, skips kinks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from callbacks.gradient_check import GradientCheck, GradientCheckError, check_gradients, kink_free_rows
+from datamodules.week04 import Week04DataModule
+from models import ManualMLP, ManualModule, MLPSpec, NativeMLP, NativeModule
+from tests.conftest import quiet_trainer
+
+WEEK04 = dict(input_size=2, hidden_sizes=[3, 3], output_size=2, activation="sigmoid", bias=False, init_std=0.2)
+SPECS = {
+    "week04": WEEK04,
+    "tanh_bias_l2_3class": dict(input_size=4, hidden_sizes=[6, 5], output_size=3, activation="tanh", l2=0.01),
+    "leaky_relu_bce": dict(input_size=3, hidden_sizes=[8], output_size=1, activation="leaky_relu", head="sigmoid_bce"),
+    "mse_sigmoid_sum": dict(
+        input_size=3, hidden_sizes=[4], output_size=2, head="mse_sigmoid", reduction="sum", init="uniform"
+    ),
+}
+
+
+class WrongManualMLP(ManualMLP):
+    """The second layer's weight gradient is off by 1 %, the size of a typical algebra slip."""
+
+    def gradients(self, cache):
+        grads = super().gradients(cache)
+        grads[1] = grads[1] * 1.01
+        return grads
+
+
+class WrongManualModule(ManualModule):
+    def build_net(self, spec: MLPSpec) -> ManualMLP:
+        return WrongManualMLP(spec)
+
+
+def examples(spec: MLPSpec, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(n, spec.input_size, generator=generator, dtype=torch.float64)
+    if spec.is_classifier:
+        return x, torch.randint(0, spec.num_classes, (n,), generator=generator)
+    return x, torch.rand(n, spec.output_size, generator=generator, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+@pytest.mark.parametrize("net_class", [ManualMLP, NativeMLP])
+def test_correct_gradients_pass(name: str, net_class) -> None:
+    spec = MLPSpec(**SPECS[name])
+    x, y = examples(spec)
+    net = net_class(spec)
+    keep = kink_free_rows(net.double(), x, 1e-3)
+    errors = check_gradients(net, x[keep], y[keep])
+    assert {e.grade() for e in errors} == {"pass"}, errors
+    references = {e.reference for e in errors}
+    assert references == ({"finite differences", "autograd"} if net_class is ManualMLP else {"finite differences"})
+
+
+def test_wrong_gradient_fails_against_finite_differences_and_autograd() -> None:
+    spec = MLPSpec(**WEEK04)
+    errors = check_gradients(WrongManualMLP(spec), *examples(spec))
+    failed = {(e.reference, e.name) for e in errors if e.grade() == "fail"}
+    assert failed == {("finite differences", "layers.1.weight"), ("autograd", "layers.1.weight")}
+    assert all(e.grade() == "pass" for e in errors if e.name != "layers.1.weight")
+
+
+def test_kinks_are_skipped() -> None:
+    spec = MLPSpec(input_size=2, hidden_sizes=[2], output_size=2, activation="relu", bias=False)
+    net = ManualMLP(spec).double()
+    with torch.no_grad():
+        net.layers[0].weight.copy_(torch.tensor([[1.0, -1.0], [0.5, 0.5]]))
+    x = torch.tensor([[1.0, 1.0], [1.0, 1.0 + 1e-4], [2.0, -1.0]], dtype=torch.float64)  # z = 0, 1e-4 and 3
+    assert kink_free_rows(net, x, 1e-3).tolist() == [False, False, True]
+
+
+def fit(tmp_path, module, check: GradientCheck, **kwargs):
+    dm = Week04DataModule(train_path=str(tmp_path / "no.csv"), test_path=str(tmp_path / "no2.csv"))
+    trainer = quiet_trainer(tmp_path, callbacks=[check], limit_train_batches=5, limit_val_batches=0, **kwargs)
+    trainer.fit(module, datamodule=dm)
+    return trainer
+
+
+def test_callback_passes_and_logs_every_n_epochs(tmp_path) -> None:
+    check = GradientCheck(every_n_epochs=1, stop_on_failure=True)
+    logger = TensorBoardLogger(tmp_path, name="gc")
+    fit(tmp_path, ManualModule(MLPSpec(**WEEK04)), check, max_epochs=2, logger=logger)
+    assert check.last_grade == "pass"
+    events = EventAccumulator(logger.log_dir)
+    events.Reload()
+    points = events.Scalars("grad_check/finite_differences/layers.0.weight/max_rel_error")
+    assert len(points) == 3  # fit start and after each of the two epochs
+    assert max(p.value for p in points) <= 1e-7
+    assert "grad_check/autograd/layers.2.weight/mean_rel_error" in events.Tags()["scalars"]
+    native_check = GradientCheck()
+    fit(tmp_path / "native", NativeModule(MLPSpec(**WEEK04)), native_check, max_epochs=1)
+    assert native_check.last_grade == "pass"
+
+
+def test_callback_stops_training_on_a_wrong_gradient(tmp_path) -> None:
+    module = WrongManualModule(MLPSpec(**WEEK04))
+    start = module.net.layers[0].weight.detach().clone()
+    with pytest.raises(GradientCheckError, match=r"FAIL .* in layers\.1\.weight"):
+        fit(tmp_path, module, GradientCheck(stop_on_failure=True), max_epochs=1)
+    torch.testing.assert_close(module.net.layers[0].weight.detach().cpu(), start.to(torch.float64))  # no step taken
+    warned = GradientCheck(stop_on_failure=False)
+    with pytest.warns(UserWarning, match="disagrees with"):
+        fit(tmp_path / "warn", WrongManualModule(MLPSpec(**WEEK04)), warned, max_epochs=1)
+    assert warned.last_grade == "fail"
