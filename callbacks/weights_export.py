@@ -9,6 +9,8 @@ import lightning.pytorch as pl
 import numpy as np
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
+READABLE_MAX_VALUES = 10_000
+
 LAYOUT = (
     "W{k} has shape (fan_in, fan_out) and layer k computes Z_k = A_{k-1} @ W{k} + b{k}, the notebooks' "
     "orientation; torch's parameter layers.{k-1}.weight is its transpose. b{k} is absent without bias."
@@ -52,7 +54,9 @@ class WeightsExport(pl.Callback):
             "global_step": trainer.global_step,
             "weights": {k: v.tolist() for k, v in weights.items()},
         }
-        path.write_text(json.dumps(payload, indent=1))
+        # Indented for the small course nets people read; compact (and C-encoded, ~10x faster) for MNIST-size ones.
+        readable = sum(w.size for w in weights.values()) <= READABLE_MAX_VALUES
+        path.write_text(json.dumps(payload, indent=1 if readable else None))
         return path
 
     # trainer.log_dir is a broadcast under DDP, so every rank asks for it before rank 0 writes.

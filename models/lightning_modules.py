@@ -6,6 +6,7 @@ Both share metrics, logging and reporting (:class:`MLPModule`); they differ only
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 
 import lightning.pytorch as pl
@@ -14,7 +15,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric, MetricCollection
+from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -34,13 +35,15 @@ from models.test_report import format_test_report
 
 
 def _stage_metrics(spec: MLPSpec, stage: str) -> MetricCollection:
+    # validate_args=False: inputs are our own argmax predictions and checked labels; the checks would
+    # cost about a quarter of each update.
     if spec.is_classifier:
         k = spec.num_classes
         metrics = {
-            "accuracy": MulticlassAccuracy(k, average="micro"),
-            "precision": MulticlassPrecision(k, average="macro"),
-            "recall": MulticlassRecall(k, average="macro"),
-            "f1": MulticlassF1Score(k, average="macro"),
+            "accuracy": MulticlassAccuracy(k, average="micro", validate_args=False),
+            "precision": MulticlassPrecision(k, average="macro", validate_args=False),
+            "recall": MulticlassRecall(k, average="macro", validate_args=False),
+            "f1": MulticlassF1Score(k, average="macro", validate_args=False),
         }
     else:
         metrics = {"mse": MeanSquaredError(), "mae": MeanAbsoluteError()}
@@ -84,6 +87,8 @@ class MLPModule(pl.LightningModule):
         self.train_metrics = _stage_metrics(net, "train")
         self.val_metrics = _stage_metrics(net, "val")
         self.test_metrics = _stage_metrics(net, "test")
+        # Per-epoch mean loss per stage, weighted by rows; torchmetrics syncs it over ranks.
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.test_confusion = MulticlassConfusionMatrix(net.num_classes) if net.is_classifier else None
 
     def build_net(self, spec: MLPSpec) -> MLPParameters:
@@ -132,17 +137,67 @@ class MLPModule(pl.LightningModule):
             return predicted_classes(self.spec.head, z), target.reshape(-1).long()
         return output_activation(self.spec.head, z).reshape(target.shape), target
 
+    def _lean_updates(self) -> bool:
+        """Whether the updates inside a block may skip Lightning's per-update machinery.
+
+        On one process without mixed precision, LightningOptimizer.step's precision plugin, strategy
+        and callback hooks add nothing to an update but cost most of the time of a tiny one. Callbacks
+        see the block as one step; the last update's gradients are in ``.grad`` when it ends.
+        """
+        return self.trainer.world_size == 1 and not str(self.trainer.precision).endswith("mixed")
+
+    @staticmethod
+    def _optimizer_step(optimizer: LightningOptimizer, lean: bool, step: Callable[[], object] | None = None) -> None:
+        """One optimiser update, counted in ``global_step`` as Lightning counts manual steps."""
+        if not lean:
+            optimizer.step()
+            return
+        optimizer._on_before_step()
+        (step or optimizer.optimizer.step)()
+        optimizer._on_after_step()
+
+    def _stage_state(self, stage: str) -> tuple[MetricCollection, MeanMetric]:
+        return {
+            "train": (self.train_metrics, self.train_loss),
+            "val": (self.val_metrics, self.val_loss),
+            "test": (self.test_metrics, self.test_loss),
+        }[stage]
+
     def _update_and_log(self, stage: str, loss: Tensor, z: Tensor, target: Tensor, on_step: bool) -> None:
-        metrics = {"train": self.train_metrics, "val": self.val_metrics, "test": self.test_metrics}[stage]
+        metrics, loss_mean = self._stage_state(stage)
         preds, truth = self._metric_inputs(z.detach(), target)
         metrics.update(preds, truth)
         n = z.shape[0]
-        self.log(
-            f"{stage}/loss", loss.detach(), on_step=on_step, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True
-        )
-        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=n)
+        loss_mean.update(loss.detach(), weight=n)
+        if on_step and self.global_step % self.trainer.log_every_n_steps == 0:
+            # Each self.log call costs Lightning ~ms of bookkeeping, so the step loss is logged only at
+            # the logging interval; every step's loss reaches TensorBoard through TensorBoardDashboard.
+            self.log(f"{stage}/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
         if stage == "test" and self.test_confusion is not None:
             self.test_confusion.update(preds, truth)
+
+    def _log_epoch_metrics(self, stage: str) -> dict[str, Tensor]:
+        """Compute (synced over ranks by torchmetrics), log and reset one stage's metrics.
+
+        Logging the collection once per epoch rather than handing it to ``self.log`` every step saves
+        Lightning's per-step bookkeeping of every metric state (a third of an MNIST epoch here).
+        """
+        metrics, loss_mean = self._stage_state(stage)
+        if not loss_mean.update_count:
+            return {}
+        values = metrics.compute()
+        self.log_dict(values)
+        values[f"{stage}/loss"] = loss_mean.compute()
+        self.log(f"{stage}/loss", values[f"{stage}/loss"], prog_bar=True)
+        metrics.reset()
+        loss_mean.reset()
+        return values
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, target = batch
@@ -162,11 +217,11 @@ class MLPModule(pl.LightningModule):
         return output_activation(self.spec.head, self.net(x))
 
     def on_test_epoch_end(self) -> None:
-        if self.test_confusion is None:
+        metrics = self._log_epoch_metrics("test")
+        if self.test_confusion is None or not metrics:
             return
         confusion = self.test_confusion.compute()
         self.test_confusion.reset()
-        metrics = self.test_metrics.compute()
         report = format_test_report(
             self.display_name,
             float(metrics["test/precision"]),
@@ -207,13 +262,17 @@ class NativeModule(MLPModule):
             self._update_and_log("train", loss, z, target, on_step=True)
             return loss
         optimizer = self.optimizers()
+        lean = self._lean_updates()
         losses, logits = [], []
         for x_chunk, target_chunk in row_chunks(x, target, self.rows_per_update):
             z = self.net(x_chunk)
             loss = self.net.loss(z, target_chunk)
             optimizer.zero_grad()
-            self.manual_backward(loss)
-            optimizer.step()
+            if lean:
+                loss.backward()
+            else:
+                self.manual_backward(loss)
+            self._optimizer_step(optimizer, lean)
             losses.append(loss.detach())
             logits.append(z.detach())
         self.update_losses = torch.stack(losses)
@@ -256,12 +315,13 @@ class ManualModule(MLPModule):
         if rows < x.shape[0] and numpy_path_applies(self.net, optimizer.optimizer, self.trainer.world_size > 1):
             self.update_losses, logits = self._numpy_block(optimizer, x, target, rows)
         else:
+            lean = rows < x.shape[0] and self._lean_updates()
             losses, logit_chunks = [], []
             for x_chunk, target_chunk in row_chunks(x, target, rows):
                 loss, self._cache = self.net.loss_and_cache(x_chunk, target_chunk)
                 optimizer.zero_grad()
                 self.manual_backward(loss)
-                optimizer.step()
+                self._optimizer_step(optimizer, lean)
                 losses.append(loss)
                 logit_chunks.append(self._cache.logits)
             self._cache = None
@@ -278,9 +338,8 @@ class ManualModule(MLPModule):
         losses, logits, last_grads = numpy_block(self.net, optimizer.optimizer, x, target, rows)
         for param, grad in zip(self.net.parameters(), last_grads):
             param.grad = torch.from_numpy(grad).to(param)
-        for _ in range(len(losses)):  # what LightningOptimizer.step does around each real step
-            optimizer._on_before_step()
-            optimizer._on_after_step()
+        for _ in range(len(losses)):
+            self._optimizer_step(optimizer, lean=True, step=lambda: None)  # the step itself is done
         return losses, logits
 
     def backward(self, loss: Tensor, *args: object, **kwargs: object) -> None:

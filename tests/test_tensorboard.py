@@ -17,7 +17,7 @@ from tests.conftest import quiet_trainer
 WEEK04 = dict(input_size=2, hidden_sizes=[3, 3], output_size=2, activation="sigmoid", bias=False, init_std=0.2)
 EPOCH_SCALARS = [
     f"{stage}/{name}" for stage in ("train", "val") for name in ("accuracy", "precision", "recall", "f1")
-] + ["train/loss_epoch", "val/loss", "test/loss", "test/f1", "test/precision", "test/recall", "test/accuracy"]
+] + ["train/loss", "val/loss", "test/loss", "test/f1", "test/precision", "test/recall", "test/accuracy"]
 PARAMS = ["net.layers.0.weight", "net.layers.1.weight", "net.layers.2.weight"]
 
 

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.baselines import week04_numpy_sgd
 from callbacks.weights_export import WeightsExport
 from datamodules.csv_table import DataError
 from datamodules.week04 import Week04DataModule
 from models import ManualModule, MLPSpec, NativeModule
 from models.test_report import format_test_report
 from tests.conftest import quiet_trainer
-from tests.notebook_reference import notebook_data, notebook_sgd
+from tests.notebook_reference import notebook_data
 
 WEEK04 = dict(input_size=2, hidden_sizes=[3, 3], output_size=2, activation="sigmoid", bias=False, init_std=0.2)
 
@@ -103,7 +104,7 @@ def test_manual_module_reproduces_the_notebook_loop_exactly(tmp_path) -> None:
     fit(module, tmp_path, epochs=2, limit_val_batches=0)
     assert module.net.layers[0].weight.dtype == torch.float64
     xtr, ytr, _, _ = notebook_data(0)
-    weights, _ = notebook_sgd(xtr, ytr, epochs=2)
+    weights, _ = week04_numpy_sgd(xtr, ytr, epochs=2)
     for layer, w in zip(module.net.layers, weights):
         np.testing.assert_allclose(layer.weight.detach().numpy().T, w, rtol=0, atol=1e-12)
 
