@@ -169,7 +169,8 @@ class MLPModule(pl.LightningModule):
         metrics.update(preds, truth)
         n = z.shape[0]
         loss_mean.update(loss.detach(), weight=n)
-        if on_step and self.global_step % self.trainer.log_every_n_steps == 0:
+        every = self.trainer.log_every_n_steps  # 0 when logging is off (barebones Trainer)
+        if on_step and every and self.global_step % every == 0:
             # Each self.log call costs Lightning ~ms of bookkeeping, so the step loss is logged only at
             # the logging interval; every step's loss reaches TensorBoard through TensorBoardDashboard.
             self.log(f"{stage}/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
