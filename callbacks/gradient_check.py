@@ -131,7 +131,7 @@ def check_gradients(
         for n in (g.numel() for g in grads)
     ]
     fd = finite_differences(net, x, y, eps, entries)
-    noise = 10 * torch.finfo(torch.float64).eps * max(abs(float(net_loss(net, x, y))), 1.0) / eps
+    noise = 10 * torch.finfo(torch.float64).eps * max(abs(net_loss(net, x, y).item()), 1.0) / eps
     errors = []
     for name, g, index, approx in zip(names, grads, entries, fd):
         rel = relative_error(g[index], approx, noise / pass_tol)
