@@ -1,0 +1,75 @@
+"""Run one config in-process through the project's CLI, with overrides, and collect what it measured."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.cli import SaveConfigCallback
+
+from experiments.probe import EpochProbe
+from train import make_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs" / "experiments"
+# Sweeps need no TensorBoard, checkpoints or progress bars; the base configs keep them for single runs.
+QUIET = [
+    "--trainer.logger=false",
+    "--trainer.enable_checkpointing=false",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--weights_export.print_final=false",
+    "--trainer.limit_val_batches=0",  # EpochProbe measures whole splits where a sweep needs them
+    # with no logger, weight files and the like go to the trainer's root dir, not the working directory
+    f"--trainer.default_root_dir={ROOT / 'runs' / 'experiments' / 'sweeps'}",
+]
+
+
+@dataclass
+class RunResult:
+    module: pl.LightningModule
+    trainer: pl.Trainer
+    datamodule: pl.LightningDataModule
+    records: list[dict[str, float]]
+    seconds: float  # wall time of fit alone
+
+    @property
+    def last(self) -> dict[str, float]:
+        return self.records[-1] if self.records else {}
+
+    def at(self, epoch: int) -> dict[str, float]:
+        return next(r for r in self.records if r["epoch"] == epoch)
+
+
+def config_path(name: str) -> Path:
+    path = CONFIGS / f"{name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no experiment config {path}; the names are the files in {CONFIGS}")
+    return path
+
+
+def run(
+    name: str,
+    overrides: list[str] | None = None,
+    probe: EpochProbe | None = None,
+    quiet: bool = True,
+    before_fit: Callable[[pl.LightningModule], None] | None = None,
+) -> RunResult:
+    """Fit ``configs/experiments/<name>.yaml`` with ``overrides`` (CLI syntax), probing whole splits."""
+    args = ["--config", str(config_path(name)), *(QUIET if quiet else []), *(overrides or [])]
+    cli = make_cli(args, run=False)
+    probe = probe or EpochProbe(every=0)
+    if quiet:  # with no logger it would write config.yaml into the working directory
+        cli.trainer.callbacks[:] = [c for c in cli.trainer.callbacks if not isinstance(c, SaveConfigCallback)]
+    cli.trainer.callbacks.append(probe)
+    if before_fit is not None:
+        before_fit(cli.model)
+    start = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    seconds = time.perf_counter() - start
+    if not probe.records or probe.records[-1]["epoch"] != cli.trainer.current_epoch:
+        probe.records.append({"epoch": cli.trainer.current_epoch, **probe.measure(cli.trainer, cli.model)})
+    return RunResult(cli.model, cli.trainer, cli.datamodule, probe.records, seconds)
