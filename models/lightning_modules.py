@@ -6,7 +6,6 @@ Both share metrics, logging and reporting (:class:`MLPModule`); they differ only
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
 
 import lightning.pytorch as pl
@@ -147,13 +146,13 @@ class MLPModule(pl.LightningModule):
         return self.trainer.world_size == 1 and not str(self.trainer.precision).endswith("mixed")
 
     @staticmethod
-    def _optimizer_step(optimizer: LightningOptimizer, lean: bool, step: Callable[[], object] | None = None) -> None:
+    def _optimizer_step(optimizer: LightningOptimizer, lean: bool) -> None:
         """One optimiser update, counted in ``global_step`` as Lightning counts manual steps."""
         if not lean:
             optimizer.step()
             return
         optimizer._on_before_step()
-        (step or optimizer.optimizer.step)()
+        optimizer.optimizer.step()
         optimizer._on_after_step()
 
     def _stage_state(self, stage: str) -> tuple[MetricCollection, MeanMetric]:
@@ -277,8 +276,9 @@ class NativeModule(MLPModule):
             losses.append(loss.detach())
             logits.append(z.detach())
         self.update_losses = torch.stack(losses)
-        self._update_and_log("train", self.update_losses.mean(), torch.cat(logits), target, on_step=True)
-        return self.update_losses.mean()
+        loss = self.update_losses.mean()
+        self._update_and_log("train", loss, torch.cat(logits), target, on_step=True)
+        return loss
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, target = batch
@@ -339,8 +339,9 @@ class ManualModule(MLPModule):
         losses, logits, last_grads = numpy_block(self.net, optimizer.optimizer, x, target, rows)
         for param, grad in zip(self.net.parameters(), last_grads):
             param.grad = torch.from_numpy(grad).to(param)
-        for _ in range(len(losses)):
-            self._optimizer_step(optimizer, lean=True, step=lambda: None)  # the step itself is done
+        for _ in range(len(losses)):  # the updates are done; count them as LightningOptimizer.step would
+            optimizer._on_before_step()
+            optimizer._on_after_step()
         return losses, logits
 
     def backward(self, loss: Tensor, *args: object, **kwargs: object) -> None:
