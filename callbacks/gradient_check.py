@@ -20,9 +20,8 @@ from torch import Tensor
 
 from callbacks.batches import collect_rows, datamodule_loader
 from callbacks.tensorboard_dashboard import tensorboard_writer
-from models.activations import activate
 from models.base_net import MLPParameters
-from models.manual_net import ManualMLP
+from models.manual_net import ManualMLP, forward_with_cache
 from models.native_net import NativeMLP
 
 Grade = Literal["pass", "warn", "fail"]
@@ -64,22 +63,21 @@ def module_gradients(net: MLPParameters, x: Tensor, y: Tensor) -> list[Tensor]:
 
 def autograd_gradients(net: MLPParameters, x: Tensor, y: Tensor) -> list[Tensor]:
     """Autograd through :class:`NativeMLP` on a copy of ``net``'s weights."""
-    native = NativeMLP(net.spec).to(dtype=x.dtype)
+    native = NativeMLP(net.spec).to(dtype=x.dtype).eval()  # eval: no dropout, as in check_gradients
     native.load_state_dict(net.state_dict())
     return module_gradients(native, x, y)
 
 
 @torch.no_grad()
 def kink_free_rows(net: MLPParameters, x: Tensor, margin: float) -> Tensor:
-    """Rows whose every hidden ReLU/leaky-ReLU pre-activation is farther than ``margin`` from 0."""
+    """Rows whose every hidden ReLU/leaky-ReLU pre-activation (dense and conv) is farther than
+    ``margin`` from 0."""
     keep = torch.ones(len(x), dtype=torch.bool)
     if net.spec.activation not in KINKED:
         return keep
-    a = x
-    for layer in net.layers[:-1]:
-        z = layer(a)
-        keep &= (z.abs() > margin).all(1)
-        a = activate(net.spec.activation, z, net.spec.leaky_slope)
+    cache = forward_with_cache(net.spec, net.weights(), x)
+    for z in [*cache.pre_activations, *(layer.pre_activations for layer in cache.conv)]:
+        keep &= (z.abs() > margin).flatten(1).all(1)
     return keep
 
 
@@ -120,7 +118,7 @@ def check_gradients(
     At most ``max_entries`` entries per parameter (chosen with ``seed``) are perturbed; the manual net
     is also compared with autograd on every entry.
     """
-    net = copy.deepcopy(net).to(device="cpu", dtype=torch.float64)
+    net = copy.deepcopy(net).to(device="cpu", dtype=torch.float64).eval()  # eval: no dropout, a fixed loss
     x = x.detach().to("cpu", torch.float64)
     y = y.detach().cpu().to(torch.float64) if torch.is_floating_point(y) else y.detach().cpu()
     names = [name for name, _ in net.named_parameters()]

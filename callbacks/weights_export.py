@@ -13,13 +13,19 @@ READABLE_MAX_VALUES = 10_000
 
 LAYOUT = (
     "W{k} has shape (fan_in, fan_out) and layer k computes Z_k = A_{k-1} @ W{k} + b{k}, the notebooks' "
-    "orientation; torch's parameter layers.{k-1}.weight is its transpose. b{k} is absent without bias."
+    "orientation; torch's parameter layers.{k-1}.weight is its transpose. b{k} is absent without bias. A conv "
+    "front's kernels K{j} (out, in, k, k) and biases c{j} are torch's convs.{j-1}.weight and .bias."
 )
 
 
 def notebook_weights(module: pl.LightningModule) -> dict[str, np.ndarray]:
-    """``W1, b1, W2, ...`` in the notebooks' (fan_in, fan_out) orientation, as float64 arrays."""
+    """``W1, b1, W2, ...`` in the notebooks' (fan_in, fan_out) orientation, as float64 arrays;
+    a conv front comes first as ``K1, c1, ...`` in torch's (out, in, k, k) layout."""
     out: dict[str, np.ndarray] = {}
+    for k, conv in enumerate(module.net.convs, start=1):
+        out[f"K{k}"] = conv.weight.detach().cpu().double().numpy().copy()
+        if conv.bias is not None:
+            out[f"c{k}"] = conv.bias.detach().cpu().double().numpy().copy()
     for k, layer in enumerate(module.net.layers, start=1):
         out[f"W{k}"] = layer.weight.detach().cpu().double().numpy().T.copy()
         if layer.bias is not None:

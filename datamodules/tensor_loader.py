@@ -122,12 +122,19 @@ class TensorBatchLoader:
         whole.sampler.set_epoch(sampler.epoch)
         return whole
 
-    def _slices(self) -> list[slice]:
-        rank, world_size = rank_and_world_size() if self.shard else (0, 1)
+    def _slices(self, rank: int | None = None, world_size: int | None = None) -> list[slice]:
+        this_rank, this_world_size = rank_and_world_size() if self.shard else (0, 1)
+        rank = this_rank if rank is None else rank
+        world_size = this_world_size if world_size is None else world_size
         return rank_batch_slices(self.sampler.n, self.batch_size, rank, world_size, self.drop_last)
 
     def __len__(self) -> int:
         return len(self._slices())
+
+    def batch_rows(self, rank: int | None = None, world_size: int | None = None) -> list[int]:
+        """Rows in each batch of ``rank`` among ``world_size`` (default: this process), in order; lets a
+        module count its optimiser updates ahead of time."""
+        return [s.stop - s.start for s in self._slices(rank, world_size)]
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         order = torch.from_numpy(self.sampler.order())

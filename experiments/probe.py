@@ -16,6 +16,8 @@ from torchmetrics.functional.classification import multiclass_accuracy, multicla
 
 from models.heads import loss_and_output_gradient, output_activation, predicted_classes
 
+EVAL_CHUNK_ROWS = 1024
+
 
 class EpochProbe(pl.Callback):
     """Records ``{epoch, <split>/loss, ...}`` at epochs 1, 1 + every, ... and at each of ``epochs`` (1-based)."""
@@ -64,7 +66,8 @@ def split_metrics(module: pl.LightningModule, split: str, x: Tensor, y: Tensor) 
     spec = module.spec
     x = x.to(module.device, module.dtype)
     y = y.to(module.device, module.dtype) if torch.is_floating_point(y) else y.to(module.device)
-    z = module.net(x)
+    # In chunks: a conv net's im2col copies of a whole split would need gigabytes.
+    z = torch.cat([module.net(chunk) for chunk in x.split(EVAL_CHUNK_ROWS)])
     loss, _ = loss_and_output_gradient(spec.head, z, y, spec.reduction)
     out = {f"{split}/loss": float(loss)}
     if spec.is_classifier:

@@ -17,11 +17,18 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-from experiments import flower, lab04, mnist_week, week04, week07
+from experiments import flower, lab04, mnist_next_ideas, mnist_week, week04, week07
 from experiments.report import Report, machine, table
 from experiments.runner import ROOT
 
-EXPERIMENTS = {"lab04": lab04, "week04": week04, "week07": week07, "flower": flower, "mnist_week": mnist_week}
+EXPERIMENTS = {
+    "lab04": lab04,
+    "week04": week04,
+    "week07": week07,
+    "flower": flower,
+    "mnist_week": mnist_week,
+    "mnist_next_ideas": mnist_next_ideas,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,14 +57,18 @@ def run(
     probe: EpochProbe | None = None,
     quiet: bool = True,
     before_fit: Callable[[pl.LightningModule], None] | None = None,
+    layers: Sequence[Path] = (),
+    callbacks: Sequence[pl.Callback] = (),
 ) -> RunResult:
-    """Fit ``configs/experiments/<name>.yaml`` with ``overrides`` (CLI syntax), probing whole splits."""
-    args = ["--config", str(config_path(name)), *(QUIET if quiet else []), *(overrides or [])]
+    """Fit ``configs/experiments/<name>.yaml``, then the config ``layers`` over it, with ``overrides``
+    (CLI syntax), probing whole splits."""
+    layer_args = [arg for layer in layers for arg in ("--config", str(layer))]
+    args = ["--config", str(config_path(name)), *layer_args, *(QUIET if quiet else []), *(overrides or [])]
     cli = make_cli(args, run=False)
     probe = probe or EpochProbe(every=0)
     if quiet:  # with no logger it would write config.yaml into the working directory
         cli.trainer.callbacks[:] = [c for c in cli.trainer.callbacks if not isinstance(c, SaveConfigCallback)]
-    cli.trainer.callbacks.append(probe)
+    cli.trainer.callbacks.extend([probe, *callbacks])
     if before_fit is not None:
         before_fit(cli.model)
     start = time.perf_counter()

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from models.init import initial_parameters
 from models.spec import MLPSpec
+
+Weights = list[tuple[Any, Any]]  # per layer, conv layers first: weight and bias (or None)
 
 
 def l2_penalty(l2: float, weight_matrices: list[Any]) -> Any:
@@ -16,23 +18,56 @@ def l2_penalty(l2: float, weight_matrices: list[Any]) -> Any:
     return 0.5 * l2 * sum((w * w).sum() for w in weight_matrices)
 
 
+def dropout_masks(spec: MLPSpec, rows: int, like: Tensor) -> list[Tensor]:
+    """One inverted-dropout mask per hidden dense layer, (rows, hidden_k), entries 0 or 1 / (1 - p).
+
+    Both nets draw their masks here, all at once before the forward pass and in layer order, from
+    torch's global generator: under the same seed they drop the same units, so their gradients can be
+    compared entry by entry.
+    """
+    keep = 1.0 - spec.dropout
+    return [
+        (torch.rand(rows, size, device=like.device, dtype=like.dtype) < keep).to(like.dtype) / keep
+        for size in spec.hidden_sizes
+    ]
+
+
 class MLPParameters(nn.Module):
-    """``layers[k]`` is an ``nn.Linear``: weight (fan_out, fan_in), bias (fan_out,), Z = A @ W.T + b.
+    """``convs[k]`` is an ``nn.Conv2d`` (weight (out, in, k, k)); ``layers[k]`` is an ``nn.Linear``:
+    weight (fan_out, fan_in), bias (fan_out,), Z = A @ W.T + b.
 
     Subclasses differ only in how they compute gradients, so their state_dicts are interchangeable.
+    ``parameters()`` lists the conv layers first, then the dense ones, each weight before its bias.
     """
 
     def __init__(self, spec: MLPSpec) -> None:
         super().__init__()
         self.spec = spec
+        channels = [c for c, _, _ in spec.conv_feature_shapes()]
+        self.convs = nn.ModuleList(
+            nn.Conv2d(i, o, spec.conv_kernel_size, padding=spec.conv_padding, bias=spec.bias)
+            for i, o in zip(channels[:-1], channels[1:])
+        )
         sizes = spec.layer_sizes
         self.layers = nn.ModuleList(nn.Linear(i, o, bias=spec.bias) for i, o in zip(sizes[:-1], sizes[1:]))
         self.reset_parameters()
 
+    def all_layers(self) -> list[nn.Conv2d | nn.Linear]:
+        return [*self.convs, *self.layers]
+
+    def weights(self) -> Weights:
+        """(weight, bias) per layer, conv layers first: the argument of the hand-derived functions."""
+        return [(layer.weight, layer.bias) for layer in self.all_layers()]
+
+    def images(self, x: Tensor) -> Tensor:
+        """Rows of flattened pixels (or images already) as (N, C, H, W) for the conv front."""
+        assert self.spec.image_shape is not None
+        return x.reshape(x.shape[0], *self.spec.image_shape)
+
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """Copy in the spec's seeded initial weights (see :mod:`models.init`)."""
-        for layer, (weight, bias) in zip(self.layers, initial_parameters(self.spec)):
+        for layer, (weight, bias) in zip(self.all_layers(), initial_parameters(self.spec)):
             layer.weight.copy_(torch.from_numpy(weight))
             if bias is not None:
                 layer.bias.copy_(torch.from_numpy(bias))
@@ -40,7 +75,7 @@ class MLPParameters(nn.Module):
     @torch.no_grad()
     def is_at_initial_values(self) -> bool:
         """True while every parameter still equals its seeded initial value (at the current dtype)."""
-        for layer, (weight, bias) in zip(self.layers, initial_parameters(self.spec)):
+        for layer, (weight, bias) in zip(self.all_layers(), initial_parameters(self.spec)):
             if not torch.equal(layer.weight, torch.from_numpy(weight).to(layer.weight)):
                 return False
             if bias is not None and not torch.equal(layer.bias, torch.from_numpy(bias).to(layer.bias)):

@@ -10,13 +10,15 @@ SGD updates there follow ``torch.optim.SGD`` formula for formula and share its m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from models.manual_net import ManualMLP, Weights, gradients, loss_and_cache
+from models.base_net import Weights
+from models.manual_net import ManualMLP, gradients, loss_and_cache
+from models.schedules import updates_per_batch
 
 # Above this many parameters torch's vectorised kernels beat NumPy's lower call overhead.
 NUMPY_PATH_MAX_PARAMETERS = 4096
@@ -27,11 +29,31 @@ def row_chunks(x: Tensor, target: Tensor, rows_per_update: int) -> Iterator[tupl
         yield x[start : start + rows_per_update], target[start : start + rows_per_update]
 
 
+def unequal_update_counts(rows_per_rank: list[list[int]], rows_per_update: int) -> str | None:
+    """Why DDP ranks with these batch sizes would make different numbers of updates, or None.
+
+    Every update all-reduces gradients, so a rank with one update more would wait forever.
+    """
+    for batch, rows in enumerate(zip(*rows_per_rank)):
+        counts = [updates_per_batch(r, rows_per_update) for r in rows]
+        if len(set(counts)) > 1:
+            return (
+                f"model.rows_per_update={rows_per_update} on {len(rows)} processes: training batch {batch} gives the "
+                f"ranks {list(rows)} rows, i.e. {counts} updates, and every rank must make the same number of "
+                "updates. Choose model.rows_per_update or data.batch_size so that the last batch splits evenly, "
+                "or set model.rows_per_update to null."
+            )
+    return None
+
+
 def numpy_path_applies(net: ManualMLP, optimizer: torch.optim.Optimizer, distributed: bool) -> bool:
-    """The NumPy path covers plain CPU runs with torch.optim.SGD; everything else uses torch."""
+    """The NumPy path covers plain CPU runs of dense nets without dropout with torch.optim.SGD;
+    everything else uses torch."""
     params = list(net.parameters())
     return (
         not distributed
+        and not net.spec.conv_channels
+        and not net.spec.dropout
         and type(optimizer) is torch.optim.SGD
         and all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64) for p in params)
         and sum(p.numel() for p in params) <= NUMPY_PATH_MAX_PARAMETERS
@@ -68,10 +90,16 @@ class NumpySGD:
 
 
 def numpy_block(
-    net: ManualMLP, optimizer: torch.optim.SGD, x: Tensor, target: Tensor, rows_per_update: int
+    net: ManualMLP,
+    optimizer: torch.optim.SGD,
+    x: Tensor,
+    target: Tensor,
+    rows_per_update: int,
+    after_update: Callable[[], None] | None = None,
 ) -> tuple[Tensor, Tensor, list[np.ndarray]]:
     """Sequential hand-derived SGD updates over a block; returns every update's loss, the logits each
-    update saw (before its step) and the last update's gradients."""
+    update saw (before its step) and the last update's gradients. ``after_update`` runs after each
+    update (a learning-rate schedule's step: the next update reads the group's new lr)."""
     spec = net.spec
     params = list(net.parameters())
     weights: Weights = [
@@ -87,6 +115,8 @@ def numpy_block(
         )
         grads = gradients(spec, weights, cache)
         sgd.step({id(p): g for p, g in zip(params, grads)})
+        if after_update is not None:
+            after_update()
         losses.append(float(loss))
         logits.append(cache.logits)
     return torch.tensor(losses, dtype=x.dtype), torch.from_numpy(np.concatenate(logits)), grads

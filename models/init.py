@@ -1,9 +1,10 @@
 """Initial weights, drawn once in NumPy so both nets start from the very same numbers.
 
 Draw order (documented so runs can be checked against the notebooks): one
-``numpy.random.default_rng(spec.init_seed)``; every weight matrix in layer order, each drawn in
+``numpy.random.default_rng(spec.init_seed)``; every conv kernel (out, in, k, k) in layer order, with
+torch's fans in * k * k and out * k * k; every dense weight matrix in layer order, each drawn in
 the notebooks' (fan_in, fan_out) orientation; then, for ``bias_init="like_weights"`` or
-``init="torch_default"``, every bias vector in layer order. With ``init="normal"`` this is exactly
+``init="torch_default"``, every bias vector in layer order (conv layers first). With ``init="normal"`` this is exactly
 the week-4 notebook's ``rng.normal(0, 0.2, size=(d_in, h1))`` sequence.
 """
 
@@ -41,18 +42,29 @@ def _draw(rng: np.random.Generator, spec: MLPSpec, shape: tuple[int, ...], fan_i
 
 
 def initial_parameters(spec: MLPSpec) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """Per layer: weight in torch's (fan_out, fan_in) layout and bias (fan_out,) or None, float64."""
+    """Per layer, conv layers first: weight in torch's layout (conv (out, in, k, k), dense
+    (fan_out, fan_in)) and bias (out,) or None, float64."""
     rng = np.random.default_rng(spec.init_seed)
+    area = spec.conv_kernel_size**2
+    channels = [c for c, _, _ in spec.conv_feature_shapes()]  # empty without a conv front
+    conv_pairs = list(zip(channels[:-1], channels[1:]))
+    fans = [(c_in * area, c_out * area) for c_in, c_out in conv_pairs]
+    weights = [
+        _draw(rng, spec, (c_out, c_in, spec.conv_kernel_size, spec.conv_kernel_size), *fan)
+        for (c_in, c_out), fan in zip(conv_pairs, fans)
+    ]
     sizes = spec.layer_sizes
-    pairs = list(zip(sizes[:-1], sizes[1:]))
-    weights = [_draw(rng, spec, (fan_in, fan_out), fan_in, fan_out).T for fan_in, fan_out in pairs]
+    dense_pairs = list(zip(sizes[:-1], sizes[1:]))
+    weights += [_draw(rng, spec, (fan_in, fan_out), fan_in, fan_out).T for fan_in, fan_out in dense_pairs]
+    fans += dense_pairs
+    bias_sizes = [c_out for _, c_out in conv_pairs] + [fan_out for _, fan_out in dense_pairs]
     draw_bias = spec.bias_init == "like_weights" or spec.init == "torch_default"
     biases: list[np.ndarray | None] = []
-    for fan_in, fan_out in pairs:
+    for (fan_in, fan_out), size in zip(fans, bias_sizes):
         if not spec.bias:
             biases.append(None)
         elif draw_bias:
-            biases.append(_draw(rng, spec, (fan_out,), fan_in, fan_out))
+            biases.append(_draw(rng, spec, (size,), fan_in, fan_out))
         else:
-            biases.append(np.zeros(fan_out))
+            biases.append(np.zeros(size))
     return [(np.ascontiguousarray(w, dtype=np.float64), b) for w, b in zip(weights, biases)]

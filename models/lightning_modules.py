@@ -6,11 +6,13 @@ Both share metrics, logging and reporting (:class:`MLPModule`); they differ only
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import asdict
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
@@ -24,11 +26,12 @@ from torchmetrics.classification import (
 )
 
 from models.base_net import MLPParameters
-from models.block_updates import numpy_block, numpy_path_applies, row_chunks
+from models.block_updates import numpy_block, numpy_path_applies, row_chunks, unequal_update_counts
 from models.grad_sync import all_reduce_mean_
 from models.heads import loss_and_output_gradient, output_activation, predicted_classes
 from models.manual_net import ForwardCache, ManualMLP
 from models.native_net import NativeMLP
+from models.schedules import SchedulerInterval, build_lr_scheduler, updates_per_batch
 from models.spec import MLPSpec
 from models.test_report import format_test_report
 
@@ -56,9 +59,18 @@ class MLPModule(pl.LightningModule):
     display_name = "mlp"
 
     def __init__(
-        self, net: MLPSpec, optimizer: OptimizerCallable | None = None, rows_per_update: int | None = None
+        self,
+        net: MLPSpec,
+        optimizer: OptimizerCallable | None = None,
+        rows_per_update: int | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scheduler_interval: SchedulerInterval = "step",
     ) -> None:
         """``optimizer`` builds a torch.optim optimizer from the parameters; default SGD(lr=0.1).
+
+        ``lr_scheduler`` (optional) builds a torch.optim.lr_scheduler from the optimizer, stepped after
+        every optimiser update (``lr_scheduler_interval="step"``) or every epoch (``"epoch"``).
+        OneCycleLR without ``total_steps`` is given the run's exact number of updates.
 
         ``rows_per_update`` splits each training batch into consecutive chunks of that many rows and
         makes one optimiser update per chunk, in order: a batch of 400 rows with ``rows_per_update=1``
@@ -75,13 +87,16 @@ class MLPModule(pl.LightningModule):
             net = MLPSpec(**net)
         # The optimizer comes from the config again on reload; a plain dict keeps checkpoints loadable
         # with torch.load(weights_only=True).
-        self.save_hyperparameters(ignore=["optimizer"])
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.hparams["net"] = asdict(net)
         # The CLI records the class when it builds the module; record it too when Python does, so
         # `train.py test/predict --ckpt_path` can rebuild a module trained by a plain Trainer.
         self.hparams.setdefault("_class_path", f"{type(self).__module__}.{type(self).__qualname__}")
         self.spec = net
         self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+        self.lr_scheduler_interval = lr_scheduler_interval
+        self.automatic_optimization = self.steps_through_lightning(rows_per_update)
         self.net = self.build_net(net)
         self.train_metrics = _stage_metrics(net, "train")
         self.val_metrics = _stage_metrics(net, "val")
@@ -91,6 +106,11 @@ class MLPModule(pl.LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(net.num_classes) if net.is_classifier else None
 
     def build_net(self, spec: MLPSpec) -> MLPParameters:
+        raise NotImplementedError
+
+    @staticmethod
+    def steps_through_lightning(rows_per_update: int | None) -> bool:
+        """Whether Lightning's automatic optimisation runs the updates (else the module steps itself)."""
         raise NotImplementedError
 
     def configure_model(self) -> None:
@@ -125,10 +145,55 @@ class MLPModule(pl.LightningModule):
             return type(batch)(t.to(self.dtype) if torch.is_floating_point(t) else t for t in batch)
         return batch.to(self.dtype) if torch.is_floating_point(batch) else batch
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, object]:
         if self.optimizer_factory is None:
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-        return self.optimizer_factory(self.parameters())
+            optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+        else:
+            optimizer = self.optimizer_factory(self.parameters())
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        scheduler = build_lr_scheduler(self.lr_scheduler_factory, optimizer, self.planned_updates)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_scheduler_interval},
+        }
+
+    def planned_updates(self) -> int:
+        """Optimiser updates the whole fit will make on this rank (what OneCycleLR must span)."""
+        trainer = self.trainer
+        if not math.isfinite(trainer.estimated_stepping_batches):  # also loads the train loader
+            raise ValueError(
+                "the learning-rate schedule needs the run's length: set trainer.max_epochs or trainer.max_steps, "
+                "or give the scheduler total_steps"
+            )
+        loader = trainer.train_dataloader
+        batches = trainer.num_training_batches
+        if hasattr(loader, "batch_rows"):
+            rows = loader.batch_rows()[:batches]
+        else:  # a plain DataLoader: assume full batches, which can only overcount the last one
+            rows = [loader.batch_size or 1] * batches
+        total = sum(updates_per_batch(r, self.rows_per_update) for r in rows) * trainer.max_epochs
+        return min(total, trainer.max_steps) if trainer.max_steps > 0 else total
+
+    def step_lr_schedule(self, interval: SchedulerInterval) -> None:
+        """Advance the schedule where Lightning does not (manual optimisation)."""
+        if not self.automatic_optimization and self.lr_scheduler_factory and interval == self.lr_scheduler_interval:
+            with warnings.catch_warnings():
+                # The NumPy path updates the parameters without optimizer.step(), which torch's scheduler
+                # takes for a schedule stepped before its optimiser.
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+                self.lr_schedulers().step()
+
+    def on_train_start(self) -> None:
+        """Under DDP, refuse a block size that would give ranks different numbers of updates."""
+        loader = self.trainer.train_dataloader
+        world_size = self.trainer.world_size
+        if self.rows_per_update is None or world_size == 1 or not hasattr(loader, "batch_rows"):
+            return
+        rows = [loader.batch_rows(rank, world_size) for rank in range(world_size)]
+        problem = unequal_update_counts(rows, self.rows_per_update)
+        if problem:
+            raise ValueError(problem)
 
     # ---- metrics -------------------------------------------------------------------------
     def _metric_inputs(self, z: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -145,15 +210,15 @@ class MLPModule(pl.LightningModule):
         """
         return self.trainer.world_size == 1 and not str(self.trainer.precision).endswith("mixed")
 
-    @staticmethod
-    def _optimizer_step(optimizer: LightningOptimizer, lean: bool) -> None:
+    def _optimizer_step(self, optimizer: LightningOptimizer, lean: bool) -> None:
         """One optimiser update, counted in ``global_step`` as Lightning counts manual steps."""
-        if not lean:
+        if lean:
+            optimizer._on_before_step()
+            optimizer.optimizer.step()
+            optimizer._on_after_step()
+        else:
             optimizer.step()
-            return
-        optimizer._on_before_step()
-        optimizer.optimizer.step()
-        optimizer._on_after_step()
+        self.step_lr_schedule("step")
 
     def _stage_state(self, stage: str) -> tuple[MetricCollection, MeanMetric]:
         return {
@@ -195,6 +260,7 @@ class MLPModule(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metrics("train")
+        self.step_lr_schedule("epoch")
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")
@@ -246,12 +312,10 @@ class NativeModule(MLPModule):
     def build_net(self, spec: MLPSpec) -> NativeMLP:
         return NativeMLP(spec)
 
-    def __init__(
-        self, net: MLPSpec, optimizer: OptimizerCallable | None = None, rows_per_update: int | None = None
-    ) -> None:
-        super().__init__(net, optimizer, rows_per_update)
+    @staticmethod
+    def steps_through_lightning(rows_per_update: int | None) -> bool:
         # Several updates per step need manual stepping; one update per batch is Lightning's own loop.
-        self.automatic_optimization = rows_per_update is None
+        return rows_per_update is None
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, target = batch
@@ -298,12 +362,11 @@ class ManualModule(MLPModule):
 
     display_name = "manual (hand-derived)"
 
-    def __init__(
-        self, net: MLPSpec, optimizer: OptimizerCallable | None = None, rows_per_update: int | None = None
-    ) -> None:
-        super().__init__(net, optimizer, rows_per_update)
-        self.automatic_optimization = False
-        self._cache: ForwardCache | None = None
+    _cache: ForwardCache | None = None  # the latest forward pass, for backward
+
+    @staticmethod
+    def steps_through_lightning(rows_per_update: int | None) -> bool:
+        return False
 
     def build_net(self, spec: MLPSpec) -> ManualMLP:
         return ManualMLP(spec)
@@ -336,7 +399,9 @@ class ManualModule(MLPModule):
     ) -> tuple[Tensor, Tensor]:
         """The block's updates on NumPy views (see :mod:`models.block_updates`), counted as optimiser
         steps like Lightning's own; the last update's gradients are left in ``.grad`` for inspection."""
-        losses, logits, last_grads = numpy_block(self.net, optimizer.optimizer, x, target, rows)
+        losses, logits, last_grads = numpy_block(
+            self.net, optimizer.optimizer, x, target, rows, after_update=lambda: self.step_lr_schedule("step")
+        )
         for param, grad in zip(self.net.parameters(), last_grads):
             param.grad = torch.from_numpy(grad).to(param)
         for _ in range(len(losses)):  # the updates are done; count them as LightningOptimizer.step would

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.base_net import MLPParameters, l2_penalty
+from models.base_net import MLPParameters, dropout_masks, l2_penalty
 
 
 class NativeMLP(MLPParameters):
@@ -24,8 +24,16 @@ class NativeMLP(MLPParameters):
 
     def forward(self, x: Tensor) -> Tensor:
         """Output pre-activations (logits for the classification heads), shape (N, K)."""
-        for layer in self.layers[:-1]:
+        masks = dropout_masks(self.spec, x.shape[0], x) if self.training and self.spec.dropout else None
+        if self.spec.conv_channels:
+            x = self.images(x)
+            for conv in self.convs:
+                x = F.max_pool2d(self._hidden(conv(x)), 2)
+            x = x.flatten(1)
+        for k, layer in enumerate(self.layers[:-1]):
             x = self._hidden(layer(x))
+            if masks is not None:
+                x = x * masks[k]
         return self.layers[-1](x)
 
     def loss(self, z: Tensor, target: Tensor) -> Tensor:
@@ -41,4 +49,4 @@ class NativeMLP(MLPParameters):
                 out = torch.sigmoid(z) if spec.head == "mse_sigmoid" else z
                 per_example = 0.5 * F.mse_loss(out, y, reduction="none").sum(1)
             loss = per_example.mean() if spec.reduction == "mean" else per_example.sum()
-        return loss + l2_penalty(spec.l2, [layer.weight for layer in self.layers]) if spec.l2 else loss
+        return loss + l2_penalty(spec.l2, [w for w, _ in self.weights()]) if spec.l2 else loss

@@ -49,6 +49,16 @@ class MLPSpec:
     init_std: float = 0.2
     bias_init: BiasInit = "zeros"
     init_seed: int = 0
+    # Inverted dropout after every hidden dense activation while training: each unit is kept with
+    # probability 1 - dropout and scaled by 1 / (1 - dropout), so evaluation needs no rescaling.
+    dropout: float = 0.0
+    # Optional LeNet-style front: inputs are reshaped to image_shape (C, H, W), then every entry of
+    # conv_channels adds conv (kernel conv_kernel_size, stride 1, zero padding conv_padding) ->
+    # activation -> 2x2 max pool, and the flattened result feeds the dense layers.
+    conv_channels: list[int] = field(default_factory=list)
+    image_shape: list[int] | None = None
+    conv_kernel_size: int = 5
+    conv_padding: int = 2
 
     def __post_init__(self) -> None:
         self.hidden_sizes = list(self.hidden_sizes)
@@ -63,10 +73,63 @@ class MLPSpec:
             raise ValueError(f"head 'sigmoid_bce' has exactly one output, got output_size={self.output_size}")
         if self.l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {self.l2}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout is a drop probability in [0, 1), got {self.dropout}")
+        self.conv_channels = list(self.conv_channels)
+        if self.conv_channels:
+            self._check_conv_front()
+
+    def _check_conv_front(self) -> None:
+        if self.image_shape is None or len(self.image_shape) != 3:
+            raise ValueError(f"conv_channels needs image_shape [channels, height, width], got {self.image_shape}")
+        self.image_shape = [int(v) for v in self.image_shape]
+        channels, height, width = self.image_shape
+        if channels * height * width != self.input_size:
+            raise ValueError(
+                f"image_shape {self.image_shape} holds {channels * height * width} values but input_size is "
+                f"{self.input_size}; make them agree (28x28 grey images: image_shape [1, 28, 28], input_size 784)"
+            )
+        if any(c < 1 for c in self.conv_channels) or self.conv_kernel_size < 1 or self.conv_padding < 0:
+            raise ValueError(
+                f"conv_channels must be >= 1, conv_kernel_size >= 1 and conv_padding >= 0, got "
+                f"{self.conv_channels}, {self.conv_kernel_size}, {self.conv_padding}"
+            )
+        grow = 2 * self.conv_padding - self.conv_kernel_size + 1
+        for k, (_, height, width) in enumerate(self.conv_feature_shapes()[:-1], start=1):
+            if height + grow < 2 or width + grow < 2 or (height + grow) % 2 or (width + grow) % 2:
+                raise ValueError(
+                    f"conv layer {k} maps {height}x{width} pixels to {height + grow}x{width + grow}, which the 2x2 "
+                    "max pool cannot halve exactly; change conv_padding or conv_kernel_size, or use fewer conv layers"
+                )
+
+    def conv_feature_shapes(self) -> list[tuple[int, int, int]]:
+        """(C, H, W) of the image entering each conv layer, then of the conv front's output.
+
+        Each layer maps H to H + 2 padding - kernel + 1, which the 2x2 pool then halves.
+        """
+        if not self.conv_channels:
+            return []
+        assert self.image_shape is not None
+        channels, height, width = self.image_shape
+        shapes = [(channels, height, width)]
+        grow = 2 * self.conv_padding - self.conv_kernel_size + 1
+        for out_channels in self.conv_channels:
+            height, width = (height + grow) // 2, (width + grow) // 2
+            shapes.append((out_channels, height, width))
+        return shapes
+
+    @property
+    def dense_input_size(self) -> int:
+        """Features entering the first dense layer: the input, or the flattened conv front output."""
+        if not self.conv_channels:
+            return self.input_size
+        channels, height, width = self.conv_feature_shapes()[-1]
+        return channels * height * width
 
     @property
     def layer_sizes(self) -> list[int]:
-        return [self.input_size, *self.hidden_sizes, self.output_size]
+        """Sizes of the dense layers' inputs and outputs (after the conv front, if any)."""
+        return [self.dense_input_size, *self.hidden_sizes, self.output_size]
 
     @property
     def is_classifier(self) -> bool:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from experiments import lab04, run_all
+from experiments.probe import EpochProbe
 from experiments.runner import CONFIGS, QUIET, run
 from models.lightning_modules import MLPModule
 from train import make_cli
@@ -49,3 +50,49 @@ def test_quick_run_writes_tables_with_numbers(tmp_path, monkeypatch) -> None:
     assert len(numeric_rows) == 9  # hidden {4, 8, 16} x lr {0.1, 0.5, 1.0}
     assert (tmp_path / "results" / "week04_grid_f1.png").stat().st_size > 1000
     assert (tmp_path / "lab04_weights.pt").is_file()
+
+
+NEXT_IDEAS = sorted(p.name for p in (CONFIGS / "next_ideas").glob("*.yaml"))
+ONE_BLOCK = ["--trainer.max_epochs=1", "--trainer.max_steps=40"]  # one training step: 40 updates of 128 rows
+
+
+@pytest.mark.parametrize("layer", NEXT_IDEAS)
+def test_next_idea_configs_layer_on_the_mlp_config(layer: str) -> None:
+    cli = make_cli(
+        ["--config", str(CONFIGS / "fashion_mnist_mlp.yaml"), "--config", str(CONFIGS / "next_ideas" / layer), *QUIET],
+        run=False,
+    )
+    spec = cli.model.spec
+    assert (spec.dropout, bool(spec.conv_channels), cli.model.lr_scheduler_factory is not None) == {
+        "dropout.yaml": (0.2, False, False),
+        "lenet.yaml": (0.0, True, False),
+        "one_cycle.yaml": (0.0, False, True),
+    }[layer]
+    assert cli.model.optimizer_factory is not None and spec.hidden_sizes  # the rest comes from the MLP config
+
+
+def test_lenet_trains_the_same_by_hand_and_by_autograd_in_float64() -> None:
+    """One block of 40 updates on real Fashion-MNIST: hand-derived conv, pooling and dense gradients follow
+    autograd's trajectory to rounding."""
+    common = [*ONE_BLOCK, "--trainer.precision=64-true"]
+    layers = [CONFIGS / "next_ideas" / "lenet.yaml"]
+    # No whole-split metrics: for a conv net in float64 they would take most of the test's time.
+    manual = run("fashion_mnist_mlp", common, EpochProbe(splits=()), layers=layers)
+    native_args = [*common, "--model.class_path=models.NativeModule"]
+    native = run("fashion_mnist_mlp", native_args, EpochProbe(splits=()), layers=layers)
+    assert manual.trainer.global_step == native.trainer.global_step == 40
+    assert len(manual.module.net.convs) == 2
+    start = type(manual.module)(manual.module.spec).double()
+    for a, b, initial in zip(manual.module.net.parameters(), native.module.net.parameters(), start.net.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+        assert not torch.equal(a, initial.to(a))  # they did train
+
+
+def test_one_cycle_config_spans_the_run(tmp_path) -> None:
+    # With its logger: the layer adds a LearningRateMonitor, which logs the schedule to TensorBoard.
+    overrides = [*ONE_BLOCK, f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.enable_progress_bar=false"]
+    result = run("fashion_mnist_mlp", overrides, quiet=False, layers=[CONFIGS / "next_ideas" / "one_cycle.yaml"])
+    scheduler = result.trainer.lr_scheduler_configs[0].scheduler
+    assert scheduler.total_steps == scheduler.last_epoch == result.trainer.global_step == 40
+    assert result.trainer.optimizers[0].param_groups[0]["momentum"] == 0  # not cycled: plain SGD
+    assert list(tmp_path.glob("fashion_mnist_one_cycle/version_0/events.out.tfevents.*"))

@@ -20,6 +20,19 @@ SPECS = {
     "mse_sigmoid_sum": dict(
         input_size=3, hidden_sizes=[4], output_size=2, head="mse_sigmoid", reduction="sum", init="uniform"
     ),
+    # checked in eval mode: the dropout masks would make the loss random
+    "relu_dropout": dict(input_size=3, hidden_sizes=[6, 5], output_size=3, activation="relu", dropout=0.5),
+    "conv_relu": dict(
+        input_size=64,
+        image_shape=[1, 8, 8],
+        conv_channels=[2],
+        conv_kernel_size=3,
+        conv_padding=1,
+        hidden_sizes=[4],
+        output_size=3,
+        activation="relu",
+        init="he_normal",
+    ),
 }
 
 
