@@ -10,7 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.conv_ops import conv2d_backward, conv2d_forward, max_pool2d_backward, max_pool2d_forward
+from models.conv_ops import (
+    col2im,
+    conv2d_backward,
+    conv2d_forward,
+    im2col,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
 
 DTYPE = torch.float64
 
@@ -175,3 +182,14 @@ def test_lenet_stack_matches_central_differences() -> None:
                 flat_numeric[i] = (up - down) / (2 * h)
             assert g.abs().max() > 0  # the check is not vacuous: gradient flows to every layer
             assert max_relative_error(g, numeric) < 1e-6
+
+
+@pytest.mark.parametrize("channels,k,padding", [(1, 5, 2), (3, 3, 0), (6, 5, 2), (2, 3, 1)])
+def test_im2col_and_col2im_are_torchs_unfold_and_fold(channels: int, k: int, padding: int) -> None:
+    """The strided-view im2col and the slice-adding col2im give F.unfold / F.fold's results (col2im up to
+    summation order)."""
+    x = randn(3, channels, 10, 12, seed=channels + k)
+    cols = im2col(x, k, padding)
+    assert torch.equal(cols, F.unfold(x, k, padding=padding))
+    dcols = randn(*cols.shape, seed=k)
+    assert max_relative_error(col2im(dcols, (10, 12), k, padding), F.fold(dcols, (10, 12), k, padding=padding)) < 1e-14
