@@ -166,14 +166,27 @@ class MLPModule(pl.LightningModule):
                 "the learning-rate schedule needs the run's length: set trainer.max_epochs or trainer.max_steps, "
                 "or give the scheduler total_steps"
             )
+        if trainer.train_dataloader is None:  # a run bounded by max_steps alone has not loaded it
+            trainer.fit_loop.setup_data()
         loader = trainer.train_dataloader
         batches = trainer.num_training_batches
         if hasattr(loader, "batch_rows"):
             rows = loader.batch_rows()[:batches]
         else:  # a plain DataLoader: assume full batches, which can only overcount the last one
             rows = [loader.batch_size or 1] * batches
-        total = sum(updates_per_batch(r, self.rows_per_update) for r in rows) * trainer.max_epochs
-        return min(total, trainer.max_steps) if trainer.max_steps > 0 else total
+        per_batch = [updates_per_batch(r, self.rows_per_update) for r in rows]
+        epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs >= 0 else None
+        if trainer.max_steps < 0:
+            return sum(per_batch) * epochs
+        # Lightning stops at the first step that reaches max_steps; a block finishes all its updates first.
+        updates, epoch = 0, 0
+        while epochs is None or epoch < epochs:
+            for n in per_batch:
+                updates += n
+                if updates >= trainer.max_steps:
+                    return updates
+            epoch += 1
+        return updates
 
     def step_lr_schedule(self, interval: SchedulerInterval) -> None:
         """Advance the schedule where Lightning does not (manual optimisation)."""

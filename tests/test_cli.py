@@ -15,23 +15,24 @@ def run_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("model", ["models.ManualModule", "models.NativeModule"])
-def test_week04_config_fits_and_tests_for_one_epoch(tmp_path, model: str) -> None:
-    result = run_cli(
-        "fit",
+def week04_args(tmp_path, *extra: str) -> list[str]:
+    """The week-4 config, quiet, logging under tmp_path, on the synthetic fallback data."""
+    return [
         "--config",
         str(ROOT / "configs/week04.yaml"),
-        "--model",
-        model,
-        "--trainer.max_epochs",
-        "1",
         "--trainer.enable_progress_bar",
         "false",
         "--trainer.logger.init_args.save_dir",
         str(tmp_path / "runs"),
         "--data.train_path",
         str(tmp_path / "absent.csv"),
-    )
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("model", ["models.ManualModule", "models.NativeModule"])
+def test_week04_config_fits_and_tests_for_one_epoch(tmp_path, model: str) -> None:
+    result = run_cli("fit", *week04_args(tmp_path, "--model", model, "--trainer.max_epochs", "1"))
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout + result.stderr
     assert "week-4 data: synthetic fallback" in out
@@ -41,21 +42,7 @@ def test_week04_config_fits_and_tests_for_one_epoch(tmp_path, model: str) -> Non
     assert final["model"] == model.split(".")[1]
     assert (run_dir / "weights_initial.json").exists()
     ckpt = next((run_dir / "checkpoints").glob("*.ckpt"))
-    tested = run_cli(
-        "test",
-        "--config",
-        str(ROOT / "configs/week04.yaml"),
-        "--model",
-        model,
-        "--ckpt_path",
-        str(ckpt),
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.logger.init_args.save_dir",
-        str(tmp_path / "runs"),
-        "--data.train_path",
-        str(tmp_path / "absent.csv"),
-    )
+    tested = run_cli("test", *week04_args(tmp_path, "--model", model, "--ckpt_path", str(ckpt)))
     assert tested.returncode == 0, tested.stderr[-3000:]
     assert "f1" in tested.stdout + tested.stderr
 

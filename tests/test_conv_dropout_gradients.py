@@ -11,21 +11,11 @@ import torch
 from models.manual_net import ManualMLP, gradients, loss_and_cache
 from models.native_net import NativeMLP
 from models.spec import MLPSpec
-from tests.test_gradients import ACTIVATIONS, HEADS, relative_error
-
-
-def targets(head: str, outputs: int, rows: int, gen: torch.Generator) -> torch.Tensor:
-    if head == "softmax_ce":
-        return torch.randint(0, outputs, (rows,), generator=gen)
-    if head == "sigmoid_bce":
-        return torch.randint(0, 2, (rows,), generator=gen).double()
-    if head == "mse_sigmoid":
-        return torch.rand(rows, outputs, generator=gen, dtype=torch.float64)
-    return torch.randn(rows, outputs, generator=gen, dtype=torch.float64)
+from tests.test_gradients import ACTIVATIONS, HEAD_OUTPUTS, HEADS, relative_error, targets
 
 
 def conv_problem(activation: str, bias: bool, head: str, conv_depth: int, l2: float = 0.0):
-    outputs = {"softmax_ce": 3, "sigmoid_bce": 1, "mse": 2, "mse_sigmoid": 2}[head]
+    outputs = HEAD_OUTPUTS[head]
     spec = MLPSpec(
         input_size=2 * 8 * 8,
         hidden_sizes=[4],
@@ -140,7 +130,7 @@ DROPOUT_COMBINATIONS = list(itertools.product(ACTIVATIONS, HEADS, [1, 2, 3]))
 
 
 def dropout_problem(activation: str, head: str, depth: int):
-    outputs = {"softmax_ce": 3, "sigmoid_bce": 1, "mse": 2, "mse_sigmoid": 2}[head]
+    outputs = HEAD_OUTPUTS[head]
     spec = MLPSpec(
         input_size=4,
         hidden_sizes=[6, 5, 4][:depth],

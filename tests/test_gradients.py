@@ -15,10 +15,11 @@ from models.spec import MLPSpec
 ACTIVATIONS = ["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
 HEADS = ["softmax_ce", "sigmoid_bce", "mse", "mse_sigmoid"]
 DEPTHS = [0, 1, 2, 3]
+HEAD_OUTPUTS = {"softmax_ce": 3, "sigmoid_bce": 1, "mse": 2, "mse_sigmoid": 2}
 
 
 def make_problem(activation: str, bias: bool, head: str, depth: int, reduction: str = "mean", l2: float = 0.0):
-    out = {"softmax_ce": 3, "sigmoid_bce": 1, "mse": 2, "mse_sigmoid": 2}[head]
+    out = HEAD_OUTPUTS[head]
     hidden = [5, 4, 3][:depth]
     spec = MLPSpec(
         input_size=4,
@@ -35,15 +36,18 @@ def make_problem(activation: str, bias: bool, head: str, depth: int, reduction: 
     )
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(6, 4, generator=gen, dtype=torch.float64)
+    return spec, x, targets(head, out, 6, gen)
+
+
+def targets(head: str, outputs: int, rows: int, gen: torch.Generator) -> torch.Tensor:
+    """Class indices, 0/1 labels or real targets, as each head takes them."""
     if head == "softmax_ce":
-        y = torch.randint(0, out, (6,), generator=gen)
-    elif head == "sigmoid_bce":
-        y = torch.randint(0, 2, (6,), generator=gen).double()
-    elif head == "mse_sigmoid":
-        y = torch.rand(6, out, generator=gen, dtype=torch.float64)
-    else:
-        y = torch.randn(6, out, generator=gen, dtype=torch.float64)
-    return spec, x, y
+        return torch.randint(0, outputs, (rows,), generator=gen)
+    if head == "sigmoid_bce":
+        return torch.randint(0, 2, (rows,), generator=gen).double()
+    if head == "mse_sigmoid":
+        return torch.rand(rows, outputs, generator=gen, dtype=torch.float64)
+    return torch.randn(rows, outputs, generator=gen, dtype=torch.float64)
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -7,14 +7,16 @@ from functools import partial
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.optim.lr_scheduler import OneCycleLR, StepLR
 
 from datamodules.tensor_loader import TensorBatchLoader
+from datamodules.week04 import Week04DataModule
 from models import ManualModule, MLPSpec, NativeModule
 from models.block_updates import numpy_path_applies, unequal_update_counts
-from tests.conftest import ROOT
+from tests.conftest import quiet_trainer
 from tests.test_block_updates import WEEK04, train
-from tests.test_cli import run_cli
+from tests.test_cli import run_cli, week04_args
 
 ONE_CYCLE = partial(OneCycleLR, max_lr=0.5)
 SGD = partial(torch.optim.SGD, lr=0.1, momentum=0.9)
@@ -82,6 +84,16 @@ def test_epoch_interval_steps_once_per_epoch(tmp_path, module_class) -> None:
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)
 
 
+def test_max_steps_bounds_the_schedule(tmp_path) -> None:
+    module = ManualModule(MLPSpec(**WEEK04), lr_scheduler=ONE_CYCLE, rows_per_update=1)
+    dm = Week04DataModule(train_path=str(tmp_path / "a.csv"), test_path=str(tmp_path / "b.csv"), batch_size=400)
+    trainer = quiet_trainer(tmp_path, max_epochs=-1, max_steps=1000, limit_val_batches=0)
+    trainer.fit(module, datamodule=dm)
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    # Lightning stops after the step that reaches max_steps; that step's block of 400 updates completes.
+    assert trainer.global_step == scheduler.total_steps == scheduler.last_epoch == 1200
+
+
 def test_configured_total_steps_is_left_alone(tmp_path) -> None:
     module = ManualModule(MLPSpec(**WEEK04), lr_scheduler=partial(OneCycleLR, max_lr=0.5, total_steps=1000))
     trainer = train(module, tmp_path, batch_size=8, limit=10)
@@ -102,23 +114,15 @@ def test_ranks_with_unequal_update_counts_are_refused() -> None:
 
 
 def test_one_cycle_from_the_command_line(tmp_path) -> None:
-    result = run_cli(
-        "fit",
-        "--config",
-        str(ROOT / "configs/week04.yaml"),
-        "--trainer.max_epochs",
-        "2",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.logger.init_args.save_dir",
-        str(tmp_path / "runs"),
-        "--data.train_path",
-        str(tmp_path / "absent.csv"),
-        "--model.lr_scheduler",
-        '{"class_path": "torch.optim.lr_scheduler.OneCycleLR", "init_args": {"max_lr": 0.3}}',
-        "--trainer.callbacks+",
-        "LearningRateMonitor",
-        "--trainer.callbacks.logging_interval",
-        "step",
-    )
+    schedule = '{"class_path": "torch.optim.lr_scheduler.OneCycleLR", "init_args": {"max_lr": 0.3}}'
+    monitor = ["--trainer.callbacks+", "LearningRateMonitor", "--trainer.callbacks.logging_interval", "step"]
+    monitor += ["--trainer.log_every_n_steps", "1"]  # the monitor logs at the logging interval
+    args = week04_args(tmp_path, "--trainer.max_epochs", "2", "--model.lr_scheduler", schedule, *monitor)
+    result = run_cli("fit", *args)
     assert result.returncode == 0, result.stderr[-3000:]
+    events = EventAccumulator(str(next((tmp_path / "runs" / "week04").glob("version_*"))))
+    events.Reload()
+    rates = [e.value for e in events.Scalars("lr-SGD")]
+    # One step per epoch (400 rows, one update each): the rate at the start of each of the 2 epochs, the
+    # cycle's start max_lr / 25 and, 400 of 800 updates in, well into the annealing from 0.3.
+    assert len(rates) == 2 and rates[0] == pytest.approx(0.3 / 25) and 0.2 < rates[1] < 0.3
