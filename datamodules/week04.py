@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
 
+from datamodules.base import TensorDataModule
 from datamodules.csv_table import DataError, features_and_class_labels, read_numeric_csv
 from datamodules.synthetic import week04_blobs
-from datamodules.tensor_loader import TensorBatchLoader
 
 
-class Week04DataModule(pl.LightningDataModule):
+class Week04DataModule(TensorDataModule):
     """Reads ``train_path`` and ``test_path`` when both exist; otherwise generates the notebook's
     fallback (400 train / 200 test rows of two Gaussian blobs, ``default_rng(data_seed)``).
 
     The notebook has no validation split, so by default validation tracks the test split
-    (``validate_on_test``); nothing is selected on it.
+    (``validate_on_test``); nothing is selected on it. Prediction runs on the test rows.
     """
 
     def __init__(
@@ -33,9 +33,9 @@ class Week04DataModule(pl.LightningDataModule):
         validate_on_test: bool = True,
     ) -> None:
         """``seed`` orders the training rows each epoch; ``data_seed`` draws the synthetic fallback."""
-        super().__init__()
+        super().__init__(batch_size, eval_batch_size=max(batch_size, 256), shuffle=shuffle, seed=seed, on_device=False)
         self.save_hyperparameters()
-        self.source = ""
+        self.source = ""  # where the rows came from, said once at setup
         self.x_train = self.y_train = self.x_test = self.y_test = torch.empty(0)
 
     def prepare_arrays(self) -> tuple[np.ndarray, ...]:
@@ -71,18 +71,20 @@ class Week04DataModule(pl.LightningDataModule):
             f"classes {sorted(set(y_train.tolist()))}"
         )
 
-    def train_dataloader(self) -> TensorBatchLoader:
-        hp = self.hparams
-        return TensorBatchLoader((self.x_train, self.y_train), hp.batch_size, shuffle=hp.shuffle, seed=hp.seed)
+    @property
+    def num_classes(self) -> int:
+        self.setup()
+        return int(self.y_train.max()) + 1
 
-    def _test_loader(self) -> TensorBatchLoader:
-        return TensorBatchLoader((self.x_test, self.y_test), max(self.hparams.batch_size, 256))
+    def build_tensors(self, split: str) -> tuple[Tensor, ...] | None:
+        self.setup()
+        if split == "train":
+            return self.x_train, self.y_train
+        if split == "val" and not self.hparams.validate_on_test:
+            return None
+        return (self.x_test,) if split == "predict" else (self.x_test, self.y_test)
 
-    def val_dataloader(self) -> TensorBatchLoader | list:
-        return self._test_loader() if self.hparams.validate_on_test else []
-
-    def test_dataloader(self) -> TensorBatchLoader:
-        return self._test_loader()
-
-    def predict_dataloader(self) -> TensorBatchLoader:
-        return TensorBatchLoader((self.x_test,), max(self.hparams.batch_size, 256))
+    def prediction_inputs(self) -> tuple[list[str], list[list[str]]]:
+        self.setup()
+        header = [f"x{j + 1}" for j in range(self.x_test.shape[1])] + ["label"]
+        return header, [[repr(v) for v in row] + [str(c)] for row, c in zip(self.x_test.tolist(), self.y_test.tolist())]

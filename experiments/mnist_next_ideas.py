@@ -116,5 +116,5 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         f"{lenet64[0].trainer.global_step} updates, by {max_weight_difference(*lenet64):.1e}. The hand-derived "
         "convolution (im2col, models/conv_ops.py) took "
         f"{lenet_manual.seconds / lenet_native.seconds:.1f}x the autograd run's fit time: "
-        "torch's own conv kernels are faster than unfold + matmul + fold on the CPU.",
+        "torch's own conv kernels are faster than im2col + matmul + col2im on the CPU.",
     )

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
 
+from datamodules.base import TensorDataModule
 from models.heads import loss_and_output_gradient, output_activation, predicted_classes
 
 EVAL_CHUNK_ROWS = 1024
@@ -52,13 +53,10 @@ class EpochProbe(pl.Callback):
         return out
 
 
-def split_tensors(datamodule: pl.LightningDataModule, split: str) -> tuple[Tensor, Tensor] | None:
-    """``(x, y)`` of a split from a TensorDataModule, or the week-4 DataModule's ``x_train`` / ``y_test`` ..."""
-    if hasattr(datamodule, "tensors"):
-        tensors = datamodule.tensors(split)
-        return None if tensors is None else (tensors[0], tensors[1])
-    x, y = getattr(datamodule, f"x_{split}", None), getattr(datamodule, f"y_{split}", None)
-    return None if x is None or y is None else (x, y)
+def split_tensors(datamodule: TensorDataModule, split: str) -> tuple[Tensor, Tensor] | None:
+    """``(x, y)`` of a split, or None when the DataModule has no such split."""
+    tensors = datamodule.tensors(split)
+    return None if tensors is None else (tensors[0], tensors[1])
 
 
 def split_metrics(module: pl.LightningModule, split: str, x: Tensor, y: Tensor) -> dict[str, float]:

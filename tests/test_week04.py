@@ -150,3 +150,19 @@ def test_report_warns_when_predictions_collapse_to_one_class() -> None:
     )
     healthy = format_test_report("m", 0.9, 0.9, 0.9, torch.tensor([[90, 10], [8, 92]]))
     assert "WARNING" not in healthy and "Predicted class counts: {0: 98, 1: 102}" in healthy
+
+
+def test_a_network_that_does_not_fit_the_week04_data_is_refused_with_the_key_to_change(tmp_path) -> None:
+    dm = Week04DataModule(train_path=str(tmp_path / "a.csv"), test_path=str(tmp_path / "b.csv"), batch_size=400)
+    module = ManualModule(MLPSpec(**{**WEEK04, "input_size": 3}))
+    with pytest.raises(DataError, match=r"model\.init_args\.net\.input_size is 3 but the data has 2 features"):
+        quiet_trainer(tmp_path, max_epochs=1).fit(module, datamodule=dm)
+
+
+def test_week04_predictions_carry_the_test_rows(tmp_path) -> None:
+    dm = Week04DataModule(train_path=str(tmp_path / "a.csv"), test_path=str(tmp_path / "b.csv"))
+    header, rows = dm.prediction_inputs()
+    assert header == ["x1", "x2", "label"] and len(rows) == 200
+    assert [float(v) for v in rows[0][:2]] == dm.x_test[0].tolist() and int(rows[0][2]) == int(dm.y_test[0])
+    x, index = next(iter(dm.predict_dataloader()))
+    assert torch.equal(x, dm.x_test) and torch.equal(index, torch.arange(200))  # row indices for the writer
