@@ -125,6 +125,7 @@ class RunRecorder(pl.Callback):
             strategy=type(trainer.strategy).__name__,
             wrapped_in_ddp=self.wrapped_in_ddp,
             global_step=trainer.global_step,
+            learning_rates=self._gather(trainer.optimizers[0].param_groups[0]["lr"]),
             weights=weights,
             per_rank=per_rank,
             val={k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")},
@@ -158,12 +159,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--no-test", action="store_true", help="fit only (validation runs on the test split)")
+    parser.add_argument("--one-cycle", action="store_true", help="OneCycleLR up to lr 2, stepped every update")
     args = parser.parse_args(argv)
     if args.global_batch % args.devices:
         parser.error(f"--global-batch {args.global_batch} is not a multiple of --devices {args.devices}")
 
     optimizer = partial(torch.optim.SGD, lr=0.5, momentum=0.9)  # picklable, for ddp_spawn
-    module = MODULES[args.module](MLPSpec(**SPEC), optimizer=optimizer)
+    one_cycle = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=2.0, cycle_momentum=False)
+    schedule = one_cycle if args.one_cycle else None
+    module = MODULES[args.module](MLPSpec(**SPEC), optimizer=optimizer, lr_scheduler=schedule)
     data = Week04DataModule(
         train_path=str(args.out.parent / "absent.csv"),  # the notebook's synthetic data
         test_path=str(args.out.parent / "absent.csv"),

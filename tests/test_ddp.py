@@ -148,6 +148,15 @@ def test_native_module_under_ddp_equals_one_process(tmp_path, single) -> None:
         assert rank["grad_sync_all_reduces"] == 0
 
 
+@pytest.mark.parametrize("module", ["manual", "native"])
+def test_one_cycle_schedule_under_ddp_equals_one_process(tmp_path, module: str) -> None:
+    """Each rank steps its own schedule once per update; they stay in step with one process."""
+    reference = launch(tmp_path / "single", module, 1, "auto", "--one-cycle", "--no-test")
+    run = launch(tmp_path, module, 2, "ddp", "--one-cycle", "--no-test")
+    assert_same_training(run, reference)
+    assert run["learning_rates"] == reference["learning_rates"] * 2  # both ranks end on the same rate
+
+
 def test_manual_module_under_ddp_spawn_equals_one_process(tmp_path, single) -> None:
     run = launch(tmp_path, "manual", 2, "ddp_spawn", "--no-test")  # test would spawn 2 more processes
     assert_same_training(run, single["manual"])
