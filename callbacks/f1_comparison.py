@@ -57,11 +57,6 @@ def accelerator_status(name: str) -> tuple[torch.device | None, str]:
     raise ValueError(f"unknown accelerator {name!r}; use cpu, cuda or mps")
 
 
-def net_description(net: MLPParameters) -> str:
-    spec = net.spec
-    return f"{'-'.join(map(str, spec.layer_sizes))} {spec.activation} {spec.head}"
-
-
 @torch.no_grad()
 def evaluate(net: MLPParameters, x: Tensor, y: Tensor, device: torch.device, dtype: torch.dtype) -> dict:
     """Logits and macro P/R/F1 of a copy of ``net`` on ``device`` in ``dtype`` (metrics on CPU)."""
@@ -181,7 +176,7 @@ class F1Comparison(pl.Callback):
                 "timestamp": stamp,
                 "host": socket.gethostname(),
                 "model": type(pl_module).__name__,
-                "net": net_description(net),
+                "net": net.spec.summary,
                 "accelerator": accelerator,
                 "device": descriptions[accelerator],
                 "dtype": dtype_name,

@@ -132,6 +132,14 @@ class MLPSpec:
         return [self.dense_input_size, *self.hidden_sizes, self.output_size]
 
     @property
+    def summary(self) -> str:
+        """One line for tables, e.g. ``conv 6,16 (5x5) + 784-120-84-10 relu softmax_ce``."""
+        dense = "-".join(map(str, self.layer_sizes))
+        conv = f"conv {','.join(map(str, self.conv_channels))} ({self.conv_kernel_size}x{self.conv_kernel_size}) + "
+        dropout = f" dropout {self.dropout:g}" if self.dropout else ""
+        return f"{conv if self.conv_channels else ''}{dense} {self.activation} {self.head}{dropout}"
+
+    @property
     def is_classifier(self) -> bool:
         return self.head in CLASSIFICATION_HEADS
 

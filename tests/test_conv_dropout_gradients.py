@@ -203,3 +203,8 @@ def test_dropout_is_off_in_eval_mode_and_keeps_the_expected_mean() -> None:
 def test_bad_conv_and_dropout_settings_are_explained(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         lenet_spec(**changes)
+
+
+def test_spec_summary_names_the_conv_front_and_dropout() -> None:
+    assert lenet_spec(dropout=0.2).summary == "conv 6,16 (5x5) + 784-120-84-10 relu softmax_ce dropout 0.2"
+    assert MLPSpec().summary == "2-3-3-2 sigmoid softmax_ce"
