@@ -121,3 +121,18 @@ def test_callback_stops_training_on_a_wrong_gradient(tmp_path) -> None:
     with pytest.warns(UserWarning, match="disagrees with"):
         fit(tmp_path / "warn", WrongManualModule(MLPSpec(**WEEK04)), warned, max_epochs=1)
     assert warned.last_grade == "fail"
+
+
+def test_examples_all_at_a_kink_are_still_checked_against_autograd(tmp_path) -> None:
+    """A conv net has thousands of ReLU pre-activations per example, so one is nearly always within the
+    margin; the manual module is then checked against autograd alone, the native one is skipped."""
+    spec = MLPSpec(**{**WEEK04, "activation": "relu", "bias": True})
+    everything_kinked = dict(kink_margin=1e9, stop_on_failure=True)
+    check = GradientCheck(**everything_kinked)
+    fit(tmp_path, ManualModule(spec), check, max_epochs=1)
+    assert check.last_grade == "pass"
+    assert {e.reference for e in check.last_errors} == {"autograd"} and len(check.last_errors) == 6
+    native_check = GradientCheck(**everything_kinked)
+    with pytest.warns(UserWarning, match="all 200 examples sit near a ReLU kink; skipped"):
+        fit(tmp_path / "native", NativeModule(spec), native_check, max_epochs=1)
+    assert native_check.last_grade is None
