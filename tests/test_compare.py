@@ -10,7 +10,7 @@ import sys
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from compare import compare_main
+from compare import FLOAT32_TOLERANCE, FLOAT64_TOLERANCE, Comparison, compare_main, verdict
 from tests.conftest import ROOT
 from train import make_cli
 
@@ -79,3 +79,11 @@ def test_compare_fails_when_the_runs_differ(tmp_path, capsys) -> None:
 
     assert compare_main(compare_args(tmp_path, 1), native_gets_another_learning_rate) == 1
     assert "FAIL: largest |w_manual - w_autograd|" in capsys.readouterr().out
+
+
+def test_float32_fail_points_to_a_float64_rerun(tmp_path) -> None:
+    def comparison(tolerance: float) -> Comparison:
+        return Comparison({}, 3e-3, tolerance, False, True, True, tmp_path)
+
+    assert "rerun with --trainer.precision 64-true" in verdict(comparison(FLOAT32_TOLERANCE))
+    assert "rerun" not in verdict(comparison(FLOAT64_TOLERANCE))  # float64 differences are real
