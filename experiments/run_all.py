@@ -1,6 +1,6 @@
 """Run every notebook experiment and write docs/RESULTS.md with its figures in docs/results/.
 
-    python -m experiments.run_all                 # everything (about 10 minutes on 2 CPU cores)
+    python -m experiments.run_all                 # everything (about 11 minutes on 2 CPU cores)
     python -m experiments.run_all --only lab04 week04
     python -m experiments.run_all --quick         # a tenth of the epochs: checks the machinery only
 
