@@ -17,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
+from torchvision.utils import make_grid
 
 from callbacks.batches import collect_rows, datamodule_loader
 from callbacks.figures import confusion_matrix_figure, decision_boundary_figure, loss_curve_figure
@@ -77,6 +78,15 @@ def final_metrics(trainer: pl.Trainer) -> dict[str, float]:
     return out
 
 
+def first_layer_filters(kernels: Tensor, pixels_per_weight: int = 12) -> Tensor:
+    """The first conv layer's kernels (out, in, k, k) as one grey image (3, H, W): one tile per output
+    channel and input channel, each scaled to its own min..max, enlarged so a 5x5 kernel is visible."""
+    out_channels, in_channels, k, _ = kernels.shape
+    tiles = kernels.detach().float().cpu().reshape(out_channels * in_channels, 1, k, k)
+    tiles = tiles.repeat_interleave(pixels_per_weight, 2).repeat_interleave(pixels_per_weight, 3)
+    return make_grid(tiles, nrow=in_channels * max(1, 8 // in_channels), normalize=True, scale_each=True, padding=4)
+
+
 class TensorBoardDashboard(pl.Callback):
     """Per-step loss (buffered), HParams, histograms, figures and final weights in TensorBoard.
 
@@ -96,6 +106,7 @@ class TensorBoardDashboard(pl.Callback):
         decision_boundary: bool = True,
         decision_boundary_every_n_epochs: int = 0,
         weights_text: bool = True,
+        conv_filters: bool = True,
         max_points: int = 2000,
     ) -> None:
         """``*_every_n_epochs``: 0 means at fit end only; ``max_points`` caps the points drawn on the boundary."""
@@ -108,6 +119,7 @@ class TensorBoardDashboard(pl.Callback):
         self.decision_boundary = decision_boundary
         self.decision_boundary_every_n_epochs = decision_boundary_every_n_epochs
         self.weights_text = weights_text
+        self.conv_filters = conv_filters
         self.max_points = max_points
         self._pending: list[Tensor] = []
         self._first_step = 0
@@ -221,6 +233,9 @@ class TensorBoardDashboard(pl.Callback):
             writer.add_figure("figures/loss_curve", figure, step)
         if self.decision_boundary and self.decision_boundary_every_n_epochs == 0:
             self._write_decision_boundary(trainer, pl_module, writer, trainer.current_epoch)
+        convs = getattr(getattr(pl_module, "net", None), "convs", None)
+        if self.conv_filters and convs:
+            writer.add_image("figures/conv1_filters", first_layer_filters(convs[0].weight), step)
         if self.weights_text and hasattr(pl_module, "net"):
             text = format_weights(notebook_weights(pl_module))
             writer.add_text("weights/final", f"{LAYOUT}\n\n```\n{text}\n```", step)

@@ -10,6 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from callbacks.tensorboard_dashboard import STEP_LOSS_TAG, TensorBoardDashboard, tensorboard_writer
+from datamodules.toy import ToyDataModule
 from datamodules.week04 import Week04DataModule
 from models import ManualModule, MLPSpec, NativeModule
 from tests.conftest import quiet_trainer
@@ -104,3 +105,20 @@ def test_boundary_snapshots_every_epoch_and_writer_only_on_rank_zero(tmp_path) -
     assert len(events.Images("figures/decision_boundary")) == 2
     not_rank_zero = SimpleNamespace(is_global_zero=False, loggers=[object()])
     assert tensorboard_writer(not_rank_zero) is None
+
+
+def test_conv_net_filters_are_drawn(tmp_path) -> None:
+    """A conv front's first-layer kernels become one image: 4 tiles of 5x5 weights, 12 pixels each."""
+    spec = MLPSpec(
+        input_size=64, image_shape=[1, 8, 8], conv_channels=[4], conv_kernel_size=5, conv_padding=2,
+        hidden_sizes=[8], output_size=10, activation="relu", init="he_normal",
+    )  # fmt: skip
+    dm = ToyDataModule("digits", batch_size=64)
+    logger = TensorBoardLogger(tmp_path, name="tb", default_hp_metric=False)
+    trainer = quiet_trainer(tmp_path, logger=logger, callbacks=[TensorBoardDashboard()], max_epochs=1)
+    trainer.fit(ManualModule(spec), datamodule=dm)
+    events = EventAccumulator(logger.log_dir, size_guidance={"images": 0})
+    events.Reload()
+    image = events.Images("figures/conv1_filters")[-1]
+    assert (image.width, image.height) == (4 + 4 * (60 + 4), 4 + 60 + 4)  # padding 4 around 4 tiles of 60
+    assert "figures/decision_boundary" not in events.Tags()["images"]  # 64 inputs: no 2-D boundary
