@@ -1,7 +1,7 @@
 """Run every benchmark in one process, print the ratios and write docs/BENCHMARKS.md.
 
     python benchmarks/run.py                # all workloads
-    python benchmarks/run.py --only w1 w3   # a subset
+    python benchmarks/run.py --only w1 w3   # a subset (w1..w4)
 
 Every ratio divides two medians measured in this run, so a slow or busy machine slows both sides.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import w1_week04_sgd, w2_mnist_epoch, w3_lab4_grid  # noqa: E402
+from benchmarks import w1_week04_sgd, w2_mnist_epoch, w3_lab4_grid, w4_lenet_update  # noqa: E402
 from benchmarks.timing import Timing, machine_summary  # noqa: E402
 
 
@@ -99,9 +99,27 @@ def w3_section(result: dict) -> list[str]:
     ]
 
 
+def w4_section(result: dict) -> list[str]:
+    return [
+        "## W4: LeNet-style update (recorded only)",
+        "",
+        f"conv 6,16 (5x5, padding 2) + 784-120-84-10 ReLU, {w4_lenet_update.ROWS} rows of 28x28, float32: forward, "
+        f"loss and every gradient; each timing is {w4_lenet_update.UPDATES_PER_TIMING} updates.",
+        "",
+        *timing_rows(result["timings"]),
+        "",
+        *ratio_rows(result["ratios"], {}),
+        "",
+        "Per update: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result["per_update_ms"].items()) + ". "
+        f"Largest hand-derived vs autograd gradient difference, relative to each parameter's largest entry, "
+        f"in float32: {result['max_rel_grad_diff_float32']:.1e}.",
+        "",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", choices=["w1", "w2", "w3"], default=["w1", "w2", "w3"])
+    parser.add_argument("--only", nargs="*", choices=["w1", "w2", "w3", "w4"], default=["w1", "w2", "w3", "w4"])
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds for the fast paths")
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
@@ -119,6 +137,10 @@ def main() -> None:
         result = w3_lab4_grid.run()
         sections += w3_section(result)
         print("\n".join(w3_section(result)), flush=True)
+    if "w4" in args.only:
+        result = w4_lenet_update.run(args.repeats)
+        sections += w4_section(result)
+        print("\n".join(w4_section(result)), flush=True)
     header = [
         "# Benchmarks",
         "",
