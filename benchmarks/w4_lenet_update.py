@@ -17,15 +17,7 @@ from models.spec import MLPSpec
 
 ROWS = 128
 UPDATES_PER_TIMING = 20
-SPEC = MLPSpec(
-    input_size=784,
-    hidden_sizes=[120, 84],
-    output_size=10,
-    activation="relu",
-    conv_channels=[6, 16],
-    image_shape=[1, 28, 28],
-    init="torch_default",
-)
+SPEC = MLPSpec.lenet()
 
 
 def plain_lenet() -> nn.Module:

@@ -79,6 +79,23 @@ class MLPSpec:
         if self.conv_channels:
             self._check_conv_front()
 
+    @classmethod
+    def lenet(cls, **changes: object) -> MLPSpec:
+        """The LeNet-style net of the MNIST week's next ideas (configs/experiments/next_ideas/lenet.yaml):
+        28x28 grey images, conv 6 and 16 channels (5x5, padding 2), ReLU, 2x2 max pools, 120-84-10."""
+        fields: dict[str, object] = dict(
+            input_size=784,
+            hidden_sizes=[120, 84],
+            output_size=10,
+            activation="relu",
+            conv_channels=[6, 16],
+            image_shape=[1, 28, 28],
+            conv_kernel_size=5,
+            conv_padding=2,
+            init="torch_default",
+        )
+        return cls(**{**fields, **changes})
+
     def _check_conv_front(self) -> None:
         if self.image_shape is None or len(self.image_shape) != 3:
             raise ValueError(f"conv_channels needs image_shape [channels, height, width], got {self.image_shape}")

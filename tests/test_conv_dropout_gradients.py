@@ -97,17 +97,7 @@ def test_conv_front_with_l2_matches_autograd() -> None:
 
 
 def lenet_spec(**changes: object) -> MLPSpec:
-    fields = dict(
-        input_size=784,
-        hidden_sizes=[120, 84],
-        output_size=10,
-        activation="relu",
-        conv_channels=[6, 16],
-        image_shape=[1, 28, 28],
-        init="he_normal",
-        bias_init="zeros",
-    )
-    return MLPSpec(**{**fields, **changes})
+    return MLPSpec.lenet(**{"init": "he_normal", "bias_init": "zeros", **changes})
 
 
 def test_lenet_shapes_and_gradients_match_autograd() -> None:

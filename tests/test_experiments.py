@@ -11,6 +11,7 @@ from experiments import lab04, run_all
 from experiments.probe import EpochProbe
 from experiments.runner import CONFIGS, QUIET, run
 from models.lightning_modules import MLPModule
+from models.spec import MLPSpec
 from train import make_cli
 
 
@@ -69,6 +70,8 @@ def test_next_idea_configs_layer_on_the_mlp_config(layer: str) -> None:
         "one_cycle.yaml": (0.0, False, True),
     }[layer]
     assert cli.model.optimizer_factory is not None and spec.hidden_sizes  # the rest comes from the MLP config
+    if layer == "lenet.yaml":
+        assert spec == MLPSpec.lenet(init_seed=42)  # the preset the W4 benchmark times
 
 
 def test_lenet_trains_the_same_by_hand_and_by_autograd_in_float64() -> None:
