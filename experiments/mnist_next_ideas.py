@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
+from compare import max_difference
 from experiments.probe import EpochProbe
 from experiments.report import Report, new_figure, table
 from experiments.runner import CONFIGS, RunResult, run
@@ -40,10 +41,7 @@ def command(layer: str | None, native: bool = False) -> str:
 
 
 def max_weight_difference(a: RunResult, b: RunResult) -> float:
-    return max(
-        float((p - q).abs().max())
-        for p, q in zip(a.module.net.state_dict().values(), b.module.net.state_dict().values())
-    )
+    return max_difference(a.module.net.state_dict(), b.module.net.state_dict())
 
 
 def main(report: Report, quick: bool, work_dir: Path) -> None:
