@@ -43,10 +43,9 @@ class MLPParameters(nn.Module):
     def __init__(self, spec: MLPSpec) -> None:
         super().__init__()
         self.spec = spec
-        channels = [c for c, _, _ in spec.conv_feature_shapes()]
         self.convs = nn.ModuleList(
             nn.Conv2d(i, o, spec.conv_kernel_size, padding=spec.conv_padding, bias=spec.bias)
-            for i, o in zip(channels[:-1], channels[1:])
+            for i, o in spec.conv_channel_pairs
         )
         sizes = spec.layer_sizes
         self.layers = nn.ModuleList(nn.Linear(i, o, bias=spec.bias) for i, o in zip(sizes[:-1], sizes[1:]))

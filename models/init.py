@@ -46,8 +46,7 @@ def initial_parameters(spec: MLPSpec) -> list[tuple[np.ndarray, np.ndarray | Non
     (fan_out, fan_in)) and bias (out,) or None, float64."""
     rng = np.random.default_rng(spec.init_seed)
     area = spec.conv_kernel_size**2
-    channels = [c for c, _, _ in spec.conv_feature_shapes()]  # empty without a conv front
-    conv_pairs = list(zip(channels[:-1], channels[1:]))
+    conv_pairs = spec.conv_channel_pairs
     fans = [(c_in * area, c_out * area) for c_in, c_out in conv_pairs]
     weights = [
         _draw(rng, spec, (c_out, c_in, spec.conv_kernel_size, spec.conv_kernel_size), *fan)

@@ -111,13 +111,18 @@ class MLPSpec:
                 f"conv_channels must be >= 1, conv_kernel_size >= 1 and conv_padding >= 0, got "
                 f"{self.conv_channels}, {self.conv_kernel_size}, {self.conv_padding}"
             )
-        grow = 2 * self.conv_padding - self.conv_kernel_size + 1
+        grow = self._conv_growth
         for k, (_, height, width) in enumerate(self.conv_feature_shapes()[:-1], start=1):
             if height + grow < 2 or width + grow < 2 or (height + grow) % 2 or (width + grow) % 2:
                 raise ValueError(
                     f"conv layer {k} maps {height}x{width} pixels to {height + grow}x{width + grow}, which the 2x2 "
                     "max pool cannot halve exactly; change conv_padding or conv_kernel_size, or use fewer conv layers"
                 )
+
+    @property
+    def _conv_growth(self) -> int:
+        """How much a conv layer changes the height and width: 2 padding - kernel + 1 (stride 1)."""
+        return 2 * self.conv_padding - self.conv_kernel_size + 1
 
     def conv_feature_shapes(self) -> list[tuple[int, int, int]]:
         """(C, H, W) of the image entering each conv layer, then of the conv front's output.
@@ -129,11 +134,17 @@ class MLPSpec:
         assert self.image_shape is not None
         channels, height, width = self.image_shape
         shapes = [(channels, height, width)]
-        grow = 2 * self.conv_padding - self.conv_kernel_size + 1
+        grow = self._conv_growth
         for out_channels in self.conv_channels:
             height, width = (height + grow) // 2, (width + grow) // 2
             shapes.append((out_channels, height, width))
         return shapes
+
+    @property
+    def conv_channel_pairs(self) -> list[tuple[int, int]]:
+        """(in, out) channels of each conv layer; empty without a conv front."""
+        channels = [c for c, _, _ in self.conv_feature_shapes()]
+        return list(zip(channels[:-1], channels[1:]))
 
     @property
     def dense_input_size(self) -> int:
