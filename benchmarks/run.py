@@ -36,42 +36,40 @@ def ratio_rows(ratios: dict[str, float], targets: dict[str, float]) -> list[str]
     return rows
 
 
+def timed_section(title: str, description: str, result: dict, targets: dict[str, float], *notes: str) -> list[str]:
+    """A workload timed path by path: its timings, its ratios against their targets, then notes."""
+    lines = [title, "", description, "", *timing_rows(result["timings"]), ""]
+    lines += [*ratio_rows(result["ratios"], targets), ""]
+    for note in notes:
+        lines += [note, ""]
+    return lines
+
+
 def w1_section(result: dict) -> list[str]:
-    return [
+    return timed_section(
         "## W1: week-4 single-example SGD",
-        "",
         "2-3-3-2 sigmoid, no bias, float64, 400 rows x 30 epochs = 12,000 updates, every step's loss kept. "
         "`ours_*` is `python train.py fit --config configs/week04.yaml` in-process as shipped "
         "(no test, no progress bar).",
-        "",
-        *timing_rows(result["timings"]),
-        "",
-        *ratio_rows(result["ratios"], {"ours_manual / numpy_loop": 1.0, "ours_native / torch_loop": 1.0}),
-        "",
+        result,
+        {"ours_manual / numpy_loop": 1.0, "ours_native / torch_loop": 1.0},
         f"Largest |w_ours_manual - w_numpy_loop| after training: {result['max_weight_diff_vs_numpy_loop']:.2e}.",
-        "",
-    ]
+    )
 
 
 def w2_section(result: dict) -> list[str]:
-    return [
+    return timed_section(
         "## W2: Fashion-MNIST epoch",
-        "",
         "54,000 training rows, 784-256-256-10 ReLU, batch 128, SGD lr 0.1, float32, one training epoch "
         "(validation off on every path).",
-        "",
-        *timing_rows(result["timings"]),
-        "",
-        *ratio_rows(result["ratios"], {"ours_native / preloaded_loop": 1.1, "ours_manual / preloaded_loop": 1.1}),
-        "",
+        result,
+        {"ours_native / preloaded_loop": 1.1, "ours_manual / preloaded_loop": 1.1},
         f"Measured sgemm rate: {result['sgemm_gflops']:.1f} GFLOP/s. One epoch is {result['epoch_gflop']:.1f} GFLOP; "
         + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in result["achieved_gflops"].items())
         + ".",
-        "",
         "Peak RSS of `python train.py fit --config configs/fashion_mnist.yaml` for one epoch (manual module): "
         f"{result['peak_rss_mb']:.0f} MB (target <= 1500 MB).",
-        "",
-    ]
+    )
 
 
 def w3_section(result: dict) -> list[str]:
@@ -100,47 +98,39 @@ def w3_section(result: dict) -> list[str]:
 
 
 def w4_section(result: dict) -> list[str]:
-    return [
+    return timed_section(
         "## W4: LeNet-style update (recorded only)",
-        "",
         f"conv 6,16 (5x5, padding 2) + 784-120-84-10 ReLU, {w4_lenet_update.ROWS} rows of 28x28, float32: forward, "
         f"loss and every gradient; each timing is {w4_lenet_update.UPDATES_PER_TIMING} updates.",
-        "",
-        *timing_rows(result["timings"]),
-        "",
-        *ratio_rows(result["ratios"], {}),
-        "",
+        result,
+        {},
         "Per update: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result["per_update_ms"].items()) + ". "
         f"Largest hand-derived vs autograd gradient difference, relative to each parameter's largest entry, "
         f"in float32: {result['max_rel_grad_diff_float32']:.1e}.",
-        "",
-    ]
+    )
+
+
+WORKLOADS = {  # name: (run it with the number of interleaved rounds, its markdown section)
+    "w1": (w1_week04_sgd.run, w1_section),
+    "w2": (w2_mnist_epoch.run, w2_section),
+    "w3": (lambda repeats: w3_lab4_grid.run(), w3_section),
+    "w4": (w4_lenet_update.run, w4_section),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", choices=["w1", "w2", "w3", "w4"], default=["w1", "w2", "w3", "w4"])
+    parser.add_argument("--only", nargs="*", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds for the fast paths")
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     started = time.perf_counter()
     sections: list[str] = []
-    if "w1" in args.only:
-        result = w1_week04_sgd.run(args.repeats)
-        sections += w1_section(result)
-        print("\n".join(w1_section(result)), flush=True)
-    if "w2" in args.only:
-        result = w2_mnist_epoch.run(args.repeats)
-        sections += w2_section(result)
-        print("\n".join(w2_section(result)), flush=True)
-    if "w3" in args.only:
-        result = w3_lab4_grid.run()
-        sections += w3_section(result)
-        print("\n".join(w3_section(result)), flush=True)
-    if "w4" in args.only:
-        result = w4_lenet_update.run(args.repeats)
-        sections += w4_section(result)
-        print("\n".join(w4_section(result)), flush=True)
+    for name in args.only:
+        run, section = WORKLOADS[name]
+        lines = section(run(args.repeats))
+        sections += lines
+        print("\n".join(lines), flush=True)
     header = [
         "# Benchmarks",
         "",
