@@ -28,7 +28,7 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 from callbacks.figures import loss_comparison_figure
 from callbacks.tensorboard_dashboard import TensorBoardDashboard
 from callbacks.weights_export import format_weights, notebook_weights
-from models.heads import predicted_classes
+from models.layers.heads import predicted_classes
 from models.lightning_modules import MLPModule
 
 MODELS = {"manual": "models.ManualModule", "native": "models.NativeModule"}

@@ -1,6 +1,6 @@
 """W4 (recorded only): one update of the LeNet-style net on 128 rows of 28x28 images, float32.
 
-The hand-derived gradients (im2col convolution, models/conv_ops.py) against autograd through the
+The hand-derived gradients (im2col convolution, models/layers/conv.py) against autograd through the
 native net and through a plain ``nn.Sequential`` LeNet: forward, loss and every parameter's gradient.
 """
 
@@ -37,7 +37,7 @@ def run(repeats: int) -> dict:
 
     @torch.no_grad()
     def hand_derived() -> list[torch.Tensor]:
-        return manual.gradients(manual.loss_and_cache(x, y)[1])
+        return manual.loss_and_gradients(x, y)[1]
 
     def autograd_native() -> None:
         native.zero_grad()

@@ -22,7 +22,7 @@ from torchmetrics.functional.classification import multiclass_f1_score, multicla
 from callbacks.batches import collect_rows, datamodule_loader
 from callbacks.tensorboard_dashboard import tensorboard_writer
 from models.base_net import MLPParameters
-from models.heads import predicted_classes
+from models.layers.heads import predicted_classes
 
 COLUMNS = (
     "timestamp",

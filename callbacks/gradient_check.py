@@ -21,7 +21,8 @@ from torch import Tensor
 from callbacks.batches import collect_rows, datamodule_loader
 from callbacks.tensorboard_dashboard import tensorboard_writer
 from models.base_net import MLPParameters
-from models.manual_net import ManualMLP, forward_with_cache
+from models.layers import LeakyReLU, ReLU
+from models.manual_net import LayerChain, ManualMLP
 from models.native_net import NativeMLP
 
 Grade = Literal["pass", "warn", "fail"]
@@ -47,15 +48,14 @@ class ParameterError:
 def net_loss(net: MLPParameters, x: Tensor, y: Tensor) -> Tensor:
     """The loss the module minimises, computed the module's own way."""
     if isinstance(net, ManualMLP):
-        return net.loss_and_cache(x, y)[0]
+        return net.forward_loss(x, y)[0]
     return net.loss(net(x), y)
 
 
 def module_gradients(net: MLPParameters, x: Tensor, y: Tensor) -> list[Tensor]:
     """Hand-derived gradients for the manual net, autograd's for any other, in ``parameters()`` order."""
     if isinstance(net, ManualMLP):
-        _, cache = net.loss_and_cache(x, y)
-        return list(net.gradients(cache))
+        return net.loss_and_gradients(x, y)[1]
     params = list(net.parameters())
     with torch.enable_grad():
         return list(torch.autograd.grad(net.loss(net(x), y), params))
@@ -75,9 +75,13 @@ def kink_free_rows(net: MLPParameters, x: Tensor, margin: float) -> Tensor:
     keep = torch.ones(len(x), dtype=torch.bool)
     if net.spec.activation not in KINKED:
         return keep
-    cache = forward_with_cache(net.spec, net.weights(), x)
-    for z in [*cache.pre_activations, *(layer.pre_activations for layer in cache.conv)]:
-        keep &= (z.abs() > margin).flatten(1).all(1)
+    chain = LayerChain(net.spec, net.weights(), net.dropout_generator)
+    chain.set_training(False)
+    a = x
+    for layer in chain.layers:
+        if isinstance(layer, (ReLU, LeakyReLU)):  # a is that activation's pre-activation Z
+            keep &= (a.abs() > margin).flatten(1).all(1)
+        a = layer.forward(a)
     return keep
 
 
@@ -261,8 +265,7 @@ class GradientCheck(pl.Callback):
         if grade == "fail":
             message = (
                 f"{summary}. The module's gradient for {worst.name} disagrees with {worst.reference}: "
-                "check the hand-derived formulas for that layer (models/manual_net.py, models/activations.py, "
-                "models/heads.py)."
+                "check the hand-derived formulas for that layer (models/layers/)."
             )
             if self.stop_on_failure:
                 raise GradientCheckError(message)

@@ -22,7 +22,7 @@ from torchvision.utils import make_grid
 from callbacks.batches import collect_rows, datamodule_loader
 from callbacks.figures import confusion_matrix_figure, decision_boundary_figure, loss_curve_figure
 from callbacks.weights_export import LAYOUT, format_weights, notebook_weights
-from models.heads import output_activation
+from models.layers.heads import output_activation
 
 STEP_LOSS_TAG = "train/loss_every_step"
 

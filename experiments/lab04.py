@@ -18,7 +18,7 @@ from experiments.probe import EpochProbe
 from experiments.report import Report, new_figure, table
 from experiments.runner import ROOT, RunResult, run
 from models import ManualModule, MLPSpec
-from models.heads import output_activation
+from models.layers.heads import output_activation
 
 TRAIN_CSV = ROOT / "data" / "lab04" / "train.csv"
 PREDICT_ROW = [3.0, 8.0, 4.0]

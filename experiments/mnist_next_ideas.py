@@ -112,7 +112,7 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         f"{max_weight_difference(lenet_manual, lenet_native):.2e} (rounding in different summation orders, "
         f"compounded over {lenet_manual.trainer.global_step} updates); in float64, after "
         f"{lenet64[0].trainer.global_step} updates, by {max_weight_difference(*lenet64):.1e}. The hand-derived "
-        "convolution (im2col, models/conv_ops.py) took "
+        "convolution (im2col, models/layers/conv.py) took "
         f"{lenet_manual.seconds / lenet_native.seconds:.1f}x the autograd run's fit time: "
         "torch's own conv kernels are faster than im2col + matmul + col2im on the CPU.",
     )

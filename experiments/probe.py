@@ -15,7 +15,7 @@ from torch import Tensor
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
 
 from datamodules.base import TensorDataModule
-from models.heads import loss_and_output_gradient, output_activation, predicted_classes
+from models.layers.heads import head_layer, output_activation, predicted_classes
 
 EVAL_CHUNK_ROWS = 1024
 
@@ -66,7 +66,7 @@ def split_metrics(module: pl.LightningModule, split: str, x: Tensor, y: Tensor) 
     y = y.to(module.device, module.dtype) if torch.is_floating_point(y) else y.to(module.device)
     # In chunks: a conv net's im2col copies of a whole split would need gigabytes.
     z = torch.cat([module.net(chunk) for chunk in x.split(EVAL_CHUNK_ROWS)])
-    loss, _ = loss_and_output_gradient(spec.head, z, y, spec.reduction)
+    loss = head_layer(spec.head, spec.reduction).forward(z, y)
     out = {f"{split}/loss": float(loss)}
     if spec.is_classifier:
         k = spec.num_classes

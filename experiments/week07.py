@@ -13,7 +13,7 @@ from callbacks.gradient_check import check_gradients
 from experiments.probe import EpochProbe
 from experiments.report import Report, new_figure, table
 from experiments.runner import RunResult, run
-from models.heads import output_activation
+from models.layers.heads import output_activation
 from models.manual_net import ManualMLP
 
 # The notebook's stds: small 0.01, "xavier" sqrt(2 / (fan_in + fan_out)) = sqrt(2 / 12) for both layers,

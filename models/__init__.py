@@ -1,4 +1,4 @@
-"""Networks (plain nn.Modules), their hand-derived math, and the LightningModules that train them."""
+"""Networks (plain nn.Modules), their hand-derived math (models.layers), and the LightningModules that train them."""
 
 from models.lightning_modules import ManualModule, MLPModule, NativeModule
 from models.manual_net import ManualMLP

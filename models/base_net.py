@@ -18,20 +18,6 @@ def l2_penalty(l2: float, weight_matrices: list[Any]) -> Any:
     return 0.5 * l2 * sum((w * w).sum() for w in weight_matrices)
 
 
-def dropout_masks(spec: MLPSpec, rows: int, like: Tensor) -> list[Tensor]:
-    """One inverted-dropout mask per hidden dense layer, (rows, hidden_k), entries 0 or 1 / (1 - p).
-
-    Both nets draw their masks here, all at once before the forward pass and in layer order, from
-    torch's global generator: under the same seed they drop the same units, so their gradients can be
-    compared entry by entry.
-    """
-    keep = 1.0 - spec.dropout
-    return [
-        (torch.rand(rows, size, device=like.device, dtype=like.dtype) < keep).to(like.dtype) / keep
-        for size in spec.hidden_sizes
-    ]
-
-
 class MLPParameters(nn.Module):
     """``convs[k]`` is an ``nn.Conv2d`` (weight (out, in, k, k)); ``layers[k]`` is an ``nn.Linear``:
     weight (fan_out, fan_in), bias (fan_out,), Z = A @ W.T + b.
@@ -49,6 +35,9 @@ class MLPParameters(nn.Module):
         )
         sizes = spec.layer_sizes
         self.layers = nn.ModuleList(nn.Linear(i, o, bias=spec.bias) for i, o in zip(sizes[:-1], sizes[1:]))
+        # Dropout masks come from the net's own generator, seeded like the weights: both nets draw the
+        # same masks, and a checkpoint that stores its state resumes them exactly.
+        self.dropout_generator = torch.Generator()
         self.reset_parameters()
 
     def all_layers(self) -> list[nn.Conv2d | nn.Linear]:
@@ -58,14 +47,10 @@ class MLPParameters(nn.Module):
         """(weight, bias) per layer, conv layers first: the argument of the hand-derived functions."""
         return [(layer.weight, layer.bias) for layer in self.all_layers()]
 
-    def images(self, x: Tensor) -> Tensor:
-        """Rows of flattened pixels (or images already) as (N, C, H, W) for the conv front."""
-        assert self.spec.image_shape is not None
-        return x.reshape(x.shape[0], *self.spec.image_shape)
-
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """Copy in the spec's seeded initial weights (see :mod:`models.init`)."""
+        """Copy in the spec's seeded initial weights (see :mod:`models.init`); reseed the dropout masks."""
+        self.dropout_generator.manual_seed(self.spec.init_seed)
         for layer, (weight, bias) in zip(self.all_layers(), initial_parameters(self.spec)):
             layer.weight.copy_(torch.from_numpy(weight))
             if bias is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 
 def distributed_world_size() -> int:
@@ -28,8 +27,8 @@ def all_reduce_mean_(grads: list[Tensor]) -> None:
     for g in grads:
         buckets.setdefault((g.dtype, g.device), []).append(g)
     for tensors in buckets.values():
-        flat = _flatten_dense_tensors(tensors)
+        flat = torch.cat([g.reshape(-1) for g in tensors])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         flat /= world_size
-        for g, reduced in zip(tensors, _unflatten_dense_tensors(flat, tensors)):
-            g.copy_(reduced)
+        for g, reduced in zip(tensors, flat.split([g.numel() for g in tensors])):
+            g.copy_(reduced.view_as(g))

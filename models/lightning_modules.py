@@ -13,7 +13,6 @@ from dataclasses import asdict
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric, MetricCollection
@@ -26,14 +25,14 @@ from torchmetrics.classification import (
 )
 
 from models.base_net import MLPParameters
-from models.block_updates import numpy_block, numpy_path_applies, row_chunks, unequal_update_counts
+from models.engine import run_updates, unequal_update_counts
 from models.grad_sync import all_reduce_mean_
-from models.heads import loss_and_output_gradient, output_activation, predicted_classes
-from models.manual_net import ForwardCache, ManualMLP
+from models.layers.heads import output_activation, predicted_classes
+from models.manual_net import ManualMLP
 from models.native_net import NativeMLP
+from models.report import format_test_report
 from models.schedules import SchedulerInterval, build_lr_scheduler, updates_per_batch
 from models.spec import MLPSpec
-from models.test_report import format_test_report
 
 
 def _stage_metrics(spec: MLPSpec, stage: str) -> MetricCollection:
@@ -53,10 +52,17 @@ def _stage_metrics(spec: MLPSpec, stage: str) -> MetricCollection:
 
 
 class MLPModule(pl.LightningModule):
-    """Shared by both modules: one torchmetrics collection per stage, logging, test report."""
+    """The shared base: one torchmetrics collection per stage, logging, the test report, and the
+    optimiser loop of :mod:`models.engine`. Subclasses only say how a loss and its gradients are made
+    (:meth:`loss_and_logits` and, for the hand-derived net, :meth:`backward`).
+
+    Both modules use manual optimisation, so a training step can make many updates
+    (``rows_per_update``) and both step their learning-rate schedule the same way.
+    """
 
     net: MLPParameters
     display_name = "mlp"
+    hand_derived = False  # whether the NumPy path of models.engine may run this module's updates
 
     def __init__(
         self,
@@ -81,8 +87,11 @@ class MLPModule(pl.LightningModule):
         if rows_per_update is not None and rows_per_update < 1:
             raise ValueError(f"rows_per_update must be >= 1 or None, got {rows_per_update}")
         self.rows_per_update = rows_per_update
-        # The loss of every optimiser update made by the latest training step (read by loggers).
+        self.automatic_optimization = False
+        # The loss of every optimiser update made by the latest training step (read by loggers), and
+        # the updates made since the fit began (saved in checkpoints).
         self.update_losses = torch.empty(0)
+        self.updates_done = 0
         if isinstance(net, dict):  # as stored in a checkpoint's hyper-parameters
             net = MLPSpec(**net)
         # The optimizer comes from the config again on reload; a plain dict keeps checkpoints loadable
@@ -96,7 +105,6 @@ class MLPModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self.lr_scheduler_interval = lr_scheduler_interval
-        self.automatic_optimization = self.steps_through_lightning(rows_per_update)
         self.net = self.build_net(net)
         self.train_metrics = _stage_metrics(net, "train")
         self.val_metrics = _stage_metrics(net, "val")
@@ -105,14 +113,20 @@ class MLPModule(pl.LightningModule):
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.test_confusion = MulticlassConfusionMatrix(net.num_classes) if net.is_classifier else None
 
+    # ---- what the two modules do differently ---------------------------------------------
     def build_net(self, spec: MLPSpec) -> MLPParameters:
         raise NotImplementedError
 
-    @staticmethod
-    def steps_through_lightning(rows_per_update: int | None) -> bool:
-        """Whether Lightning's automatic optimisation runs the updates (else the module steps itself)."""
+    def loss_and_logits(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
+    def gradient_step(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Loss and logits of one update, with the gradients left in ``param.grad``."""
+        loss, z = self.loss_and_logits(x, target)
+        self.manual_backward(loss)
+        return loss, z
+
+    # ---- setup ---------------------------------------------------------------------------
     def configure_model(self) -> None:
         """Make float64 runs start from the exact float64 initial weights.
 
@@ -135,6 +149,16 @@ class MLPModule(pl.LightningModule):
             if isinstance(metric, Metric):
                 metric.reset()
 
+    def on_save_checkpoint(self, checkpoint: dict[str, object]) -> None:
+        """What a resumed run needs beyond the weights: the update count and the dropout masks' generator."""
+        checkpoint["updates_done"] = self.updates_done
+        checkpoint["dropout_generator_state"] = self.net.dropout_generator.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, object]) -> None:
+        self.updates_done = int(checkpoint.get("updates_done", 0))
+        if "dropout_generator_state" in checkpoint:
+            self.net.dropout_generator.set_state(checkpoint["dropout_generator_state"])
+
     def forward(self, x: Tensor) -> Tensor:
         """Output pre-activations (logits)."""
         return self.net(x)
@@ -145,6 +169,7 @@ class MLPModule(pl.LightningModule):
             return type(batch)(t.to(self.dtype) if torch.is_floating_point(t) else t for t in batch)
         return batch.to(self.dtype) if torch.is_floating_point(batch) else batch
 
+    # ---- optimisation --------------------------------------------------------------------
     def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, object]:
         if self.optimizer_factory is None:
             optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
@@ -166,10 +191,10 @@ class MLPModule(pl.LightningModule):
                 "the learning-rate schedule needs the run's length: set trainer.max_epochs or trainer.max_steps, "
                 "or give the scheduler total_steps"
             )
-        if trainer.train_dataloader is None:  # a run bounded by max_steps alone has not loaded it
-            trainer.fit_loop.setup_data()
         loader = trainer.train_dataloader
-        batches = trainer.num_training_batches
+        if loader is None:  # a run bounded by max_steps alone has not loaded it yet
+            loader = trainer.datamodule.train_dataloader()
+        batches = trainer.num_training_batches if math.isfinite(trainer.num_training_batches) else len(loader)
         if hasattr(loader, "batch_rows"):
             rows = loader.batch_rows()[:batches]
         else:  # a plain DataLoader: assume full batches, which can only overcount the last one
@@ -178,19 +203,13 @@ class MLPModule(pl.LightningModule):
         epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs >= 0 else None
         if trainer.max_steps < 0:
             return sum(per_batch) * epochs
-        # Lightning stops at the first step that reaches max_steps; a block finishes all its updates first.
-        updates, epoch = 0, 0
-        while epochs is None or epoch < epochs:
-            for n in per_batch:
-                updates += n
-                if updates >= trainer.max_steps:
-                    return updates
-            epoch += 1
-        return updates
+        # Lightning stops after max_steps training steps; a step finishes all its updates.
+        steps = trainer.max_steps if epochs is None else min(trainer.max_steps, len(per_batch) * epochs)
+        return sum(per_batch[i % len(per_batch)] for i in range(steps))
 
     def step_lr_schedule(self, interval: SchedulerInterval) -> None:
-        """Advance the schedule where Lightning does not (manual optimisation)."""
-        if not self.automatic_optimization and self.lr_scheduler_factory and interval == self.lr_scheduler_interval:
+        """Advance the schedule, as manual optimisation requires of the module."""
+        if self.lr_scheduler_factory and interval == self.lr_scheduler_interval:
             with warnings.catch_warnings():
                 # The NumPy path updates the parameters without optimizer.step(), which torch's scheduler
                 # takes for a schedule stepped before its optimiser.
@@ -208,30 +227,19 @@ class MLPModule(pl.LightningModule):
         if problem:
             raise ValueError(problem)
 
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, target = batch
+        self.update_losses, logits = run_updates(self, x, target)
+        self.updates_done += len(self.update_losses)
+        loss = self.update_losses.mean()
+        self._update_and_log("train", loss, logits, target, on_step=True)
+        return loss
+
     # ---- metrics -------------------------------------------------------------------------
     def _metric_inputs(self, z: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         if self.spec.is_classifier:
             return predicted_classes(self.spec.head, z), target.reshape(-1).long()
         return output_activation(self.spec.head, z).reshape(target.shape), target
-
-    def _lean_updates(self) -> bool:
-        """Whether the updates inside a block may skip Lightning's per-update machinery.
-
-        On one process without mixed precision, LightningOptimizer.step's precision plugin, strategy
-        and callback hooks add nothing to an update but cost most of the time of a tiny one. Callbacks
-        see the block as one step; the last update's gradients are in ``.grad`` when it ends.
-        """
-        return self.trainer.world_size == 1 and not str(self.trainer.precision).endswith("mixed")
-
-    def _optimizer_step(self, optimizer: LightningOptimizer, lean: bool) -> None:
-        """One optimiser update, counted in ``global_step`` as Lightning counts manual steps."""
-        if lean:
-            optimizer._on_before_step()
-            optimizer.optimizer.step()
-            optimizer._on_after_step()
-        else:
-            optimizer.step()
-        self.step_lr_schedule("step")
 
     def _stage_state(self, stage: str) -> tuple[MetricCollection, MeanMetric]:
         return {
@@ -249,7 +257,7 @@ class MLPModule(pl.LightningModule):
         every = self.trainer.log_every_n_steps  # 0 when logging is off (barebones Trainer)
         if on_step and every and self.global_step % every == 0:
             # Each self.log call costs Lightning ~ms of bookkeeping, so the step loss is logged only at
-            # the logging interval; every step's loss reaches TensorBoard through TensorBoardDashboard.
+            # the logging interval; every update's loss reaches TensorBoard through TensorBoardDashboard.
             self.log(f"{stage}/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
         if stage == "test" and self.test_confusion is not None:
             self.test_confusion.update(preds, truth)
@@ -280,8 +288,7 @@ class MLPModule(pl.LightningModule):
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, target = batch
-        z = self.net(x)
-        loss, _ = loss_and_output_gradient(self.spec.head, z, target, self.spec.reduction)
+        loss, z = self.loss_and_logits(x, target)
         self._update_and_log(stage, loss, z, target, on_step=False)
         return loss
 
@@ -318,115 +325,42 @@ class MLPModule(pl.LightningModule):
 
 
 class NativeModule(MLPModule):
-    """Automatic optimization: autograd differentiates :class:`NativeMLP`."""
+    """Autograd differentiates :class:`NativeMLP`."""
 
     display_name = "native (autograd)"
 
     def build_net(self, spec: MLPSpec) -> NativeMLP:
         return NativeMLP(spec)
 
-    @staticmethod
-    def steps_through_lightning(rows_per_update: int | None) -> bool:
-        # Several updates per step need manual stepping; one update per batch is Lightning's own loop.
-        return rows_per_update is None
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, target = batch
-        if self.automatic_optimization:
-            z = self.net(x)
-            loss = self.net.loss(z, target)
-            self.update_losses = loss.detach().reshape(1)
-            self._update_and_log("train", loss, z, target, on_step=True)
-            return loss
-        optimizer = self.optimizers()
-        lean = self._lean_updates()
-        losses, logits = [], []
-        for x_chunk, target_chunk in row_chunks(x, target, self.rows_per_update):
-            z = self.net(x_chunk)
-            loss = self.net.loss(z, target_chunk)
-            optimizer.zero_grad()
-            if lean:
-                loss.backward()
-            else:
-                self.manual_backward(loss)
-            self._optimizer_step(optimizer, lean)
-            losses.append(loss.detach())
-            logits.append(z.detach())
-        self.update_losses = torch.stack(losses)
-        loss = self.update_losses.mean()
-        self._update_and_log("train", loss, torch.cat(logits), target, on_step=True)
-        return loss
-
-    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
-        x, target = batch
+    def loss_and_logits(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         z = self.net(x)
-        loss = self.net.loss(z, target)
-        self._update_and_log(stage, loss, z, target, on_step=False)
-        return loss
+        return self.net.loss(z, target), z
 
 
 class ManualModule(MLPModule):
-    """Manual optimization: ``backward`` writes the hand-derived gradients into ``param.grad``.
+    """``backward`` writes the hand-derived gradients into ``param.grad``.
 
-    The step runs under ``torch.no_grad()``: no graph is built, and Lightning's DDP strategy then
+    The update runs under ``torch.no_grad()``: no graph is built, and Lightning's DDP strategy then
     leaves the DDP reducer alone. Gradients are averaged across ranks by :meth:`backward` itself,
     since DDP's own all-reduce hooks fire only through autograd.
     """
 
     display_name = "manual (hand-derived)"
-
-    _cache: ForwardCache | None = None  # the latest forward pass, for backward
-
-    @staticmethod
-    def steps_through_lightning(rows_per_update: int | None) -> bool:
-        return False
+    hand_derived = True
 
     def build_net(self, spec: MLPSpec) -> ManualMLP:
         return ManualMLP(spec)
 
-    @torch.no_grad()
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, target = batch
-        optimizer = self.optimizers()
-        rows = self.rows_per_update or x.shape[0]
-        if rows < x.shape[0] and numpy_path_applies(self.net, optimizer.optimizer, self.trainer.world_size > 1):
-            self.update_losses, logits = self._numpy_block(optimizer, x, target, rows)
-        else:
-            lean = rows < x.shape[0] and self._lean_updates()
-            losses, logit_chunks = [], []
-            for x_chunk, target_chunk in row_chunks(x, target, rows):
-                loss, self._cache = self.net.loss_and_cache(x_chunk, target_chunk)
-                optimizer.zero_grad()
-                self.manual_backward(loss)
-                self._optimizer_step(optimizer, lean)
-                losses.append(loss)
-                logit_chunks.append(self._cache.logits)
-            self._cache = None
-            self.update_losses, logits = torch.stack(losses), torch.cat(logit_chunks)
-        loss = self.update_losses.mean()
-        self._update_and_log("train", loss, logits, target, on_step=True)
-        return loss
+    def loss_and_logits(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        return self.net.forward_loss(x, target)
 
-    def _numpy_block(
-        self, optimizer: LightningOptimizer, x: Tensor, target: Tensor, rows: int
-    ) -> tuple[Tensor, Tensor]:
-        """The block's updates on NumPy views (see :mod:`models.block_updates`), counted as optimiser
-        steps like Lightning's own; the last update's gradients are left in ``.grad`` for inspection."""
-        losses, logits, last_grads = numpy_block(
-            self.net, optimizer.optimizer, x, target, rows, after_update=lambda: self.step_lr_schedule("step")
-        )
-        for param, grad in zip(self.net.parameters(), last_grads):
-            param.grad = torch.from_numpy(grad).to(param)
-        for _ in range(len(losses)):  # the updates are done; count them as LightningOptimizer.step would
-            optimizer._on_before_step()
-            optimizer._on_after_step()
-        return losses, logits
+    @torch.no_grad()
+    def gradient_step(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        return super().gradient_step(x, target)
 
     def backward(self, loss: Tensor, *args: object, **kwargs: object) -> None:
         """Fill ``param.grad`` with the hand-derived gradients; average them across DDP ranks."""
-        assert self._cache is not None, "backward needs the cache from training_step's forward pass"
-        grads = self.net.gradients(self._cache)
-        params = list(self.net.parameters())
-        for param, grad in zip(params, grads):
-            param.grad = grad.detach().clone() if param.grad is None else param.grad.copy_(grad)
-        all_reduce_mean_([p.grad for p in params])
+        grads = self.net.backward()
+        for param, grad in zip(self.net.parameters(), grads):
+            param.grad = grad  # a fresh tensor of the parameter's shape: no copy needed
+        all_reduce_mean_(grads)

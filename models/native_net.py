@@ -1,4 +1,4 @@
-"""The torch-native net: plain modules and torch losses; autograd derives every gradient."""
+"""The torch-native net: ``torch.nn`` layers and torch's losses; autograd derives every gradient."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.base_net import MLPParameters, dropout_masks, l2_penalty
+from models.base_net import MLPParameters, l2_penalty
+from models.layers.dropout import dropout_mask
 
 
 class NativeMLP(MLPParameters):
@@ -24,16 +25,17 @@ class NativeMLP(MLPParameters):
 
     def forward(self, x: Tensor) -> Tensor:
         """Output pre-activations (logits for the classification heads), shape (N, K)."""
-        masks = dropout_masks(self.spec, x.shape[0], x) if self.training and self.spec.dropout else None
-        if self.spec.conv_channels:
-            x = self.images(x)
+        spec = self.spec
+        if spec.conv_channels:
+            assert spec.image_shape is not None
+            x = x.reshape(*x.shape[:-1], *spec.image_shape)
             for conv in self.convs:
                 x = F.max_pool2d(self._hidden(conv(x)), 2)
-            x = x.flatten(1)
-        for k, layer in enumerate(self.layers[:-1]):
+            x = x.flatten(-3)
+        for layer in self.layers[:-1]:
             x = self._hidden(layer(x))
-            if masks is not None:
-                x = x * masks[k]
+            if self.training and spec.dropout:
+                x = x * dropout_mask(spec.dropout, x.shape, x, self.dropout_generator)
         return self.layers[-1](x)
 
     def loss(self, z: Tensor, target: Tensor) -> Tensor:

@@ -10,7 +10,7 @@ from benchmarks.baselines import week04_numpy_sgd
 from datamodules.synthetic import week04_blobs
 from datamodules.week04 import Week04DataModule
 from models import ManualModule, MLPSpec, NativeModule
-from models.block_updates import numpy_path_applies
+from models.engine import numpy_path_applies
 from tests.conftest import quiet_trainer
 
 WEEK04 = dict(input_size=2, hidden_sizes=[3, 3], output_size=2, activation="sigmoid", bias=False, init_std=0.2)
@@ -26,8 +26,9 @@ def train(module, tmp_path, batch_size: int, epochs: int = 1, limit: int | None 
 def test_numpy_block_path_reproduces_the_notebook_loop(tmp_path) -> None:
     module = ManualModule(MLPSpec(**WEEK04), rows_per_update=1)
     trainer = train(module, tmp_path, batch_size=400, epochs=3)
-    assert numpy_path_applies(module.net, trainer.optimizers[0], distributed=False)
-    assert trainer.global_step == 1200  # one optimiser step per example, as with batch size 1
+    assert numpy_path_applies(module, trainer.optimizers[0])
+    assert module.updates_done == 1200  # one optimiser update per example, as with batch size 1
+    assert trainer.global_step == 3  # one Lightning step per 400-row block
     x, y, _, _ = week04_blobs(0)
     weights, losses = week04_numpy_sgd(x, y, epochs=3)
     for layer, w in zip(module.net.layers, weights):
@@ -50,7 +51,7 @@ def test_block_updates_equal_one_update_per_step(tmp_path, module_class, name: s
     train(per_step, tmp_path / "a", batch_size=2, limit=100)
     block = module_class(MLPSpec(**spec), optimizer=OPTIMIZERS[name], rows_per_update=2)
     trainer = train(block, tmp_path / "b", batch_size=40, limit=5)
-    assert trainer.global_step == 100
+    assert block.updates_done == 100 and trainer.global_step == 5
     for a, b in zip(per_step.parameters(), block.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-12)
 
@@ -70,8 +71,8 @@ def test_uneven_last_chunk_matches_hand_stepped_updates(tmp_path) -> None:
     per_step.net.reset_parameters()
     for x, y in loader:
         for start in range(0, len(x), 3):
-            loss, cache = per_step.net.loss_and_cache(x[start : start + 3], y[start : start + 3])
-            for p, g in zip(per_step.net.parameters(), per_step.net.gradients(cache)):
+            _, grads = per_step.net.loss_and_gradients(x[start : start + 3], y[start : start + 3])
+            for p, g in zip(per_step.net.parameters(), grads):
                 p.grad = g
             optimizer.step()
     for a, b in zip(per_step.parameters(), block.parameters()):

@@ -8,7 +8,9 @@ import itertools
 import pytest
 import torch
 
-from models.manual_net import ManualMLP, gradients, loss_and_cache
+from models.layers import Dropout
+from models.layers.dropout import dropout_mask
+from models.manual_net import ManualMLP
 from models.native_net import NativeMLP
 from models.spec import MLPSpec
 from tests.test_gradients import ACTIVATIONS, HEAD_OUTPUTS, HEADS, relative_error, targets
@@ -70,8 +72,7 @@ def test_conv_front_matches_autograd_and_finite_differences(
 ) -> None:
     spec, x, y = conv_problem(activation, bias, head, conv_depth)
     manual = ManualMLP(spec).double()
-    _, cache = manual.loss_and_cache(x, y)
-    grads = manual.gradients(cache)
+    _, grads = manual.loss_and_gradients(x, y)
     native = NativeMLP(spec).double()
     native.loss(native(x), y).backward()
     params = list(native.parameters())
@@ -81,7 +82,7 @@ def test_conv_front_matches_autograd_and_finite_differences(
         assert g.shape == p.shape
         assert relative_error(g, p.grad) <= 1e-10
     # Every conv kernel entry is perturbed; the larger dense matrices are sampled (autograd covers them all).
-    numeric = finite_differences(manual, lambda: manual.loss_and_cache(x, y)[0].item(), entries=60)
+    numeric = finite_differences(manual, lambda: manual.forward_loss(x, y)[0].item(), entries=60)
     for g, (index, fd) in zip(grads, numeric):
         assert relative_error(g.reshape(-1)[index], fd) <= 1e-6
 
@@ -89,7 +90,7 @@ def test_conv_front_matches_autograd_and_finite_differences(
 def test_conv_front_with_l2_matches_autograd() -> None:
     spec, x, y = conv_problem("tanh", True, "softmax_ce", 2, l2=0.1)
     manual = ManualMLP(spec).double()
-    grads = manual.gradients(manual.loss_and_cache(x, y)[1])
+    _, grads = manual.loss_and_gradients(x, y)
     native = NativeMLP(spec).double()
     native.loss(native(x), y).backward()
     for p, g in zip(native.parameters(), grads):
@@ -108,9 +109,7 @@ def test_lenet_shapes_and_gradients_match_autograd() -> None:
     x, y = torch.rand(5, 784, generator=gen, dtype=torch.float64), torch.randint(0, 10, (5,), generator=gen)
     manual, native = ManualMLP(spec).double(), NativeMLP(spec).double()
     assert [p.shape for p in manual.parameters()] == [p.shape for p in native.parameters()]
-    torch.manual_seed(0)
-    grads = manual.gradients(manual.loss_and_cache(x, y)[1])
-    torch.manual_seed(0)  # the same dropout masks
+    _, grads = manual.loss_and_gradients(x, y)  # both nets' generators draw the same dropout masks
     native.loss(native(x), y).backward()
     for p, g in zip(native.parameters(), grads):
         assert relative_error(g, p.grad) <= 1e-10
@@ -140,12 +139,11 @@ def dropout_problem(activation: str, head: str, depth: int):
 def test_dropout_gradients_match_autograd_with_the_same_masks(activation: str, head: str, depth: int) -> None:
     spec, x, y = dropout_problem(activation, head, depth)
     manual, native = ManualMLP(spec).double(), NativeMLP(spec).double()
-    torch.manual_seed(1)
-    _, cache = manual.loss_and_cache(x, y)
-    torch.manual_seed(1)
-    native.loss(native(x), y).backward()
-    assert cache.masks is not None and any(bool((m == 0).any()) for m in cache.masks)  # units were dropped
-    for p, g in zip(native.parameters(), manual.gradients(cache)):
+    manual.forward_loss(x, y)
+    masks = [layer.mask for layer in manual.last_pass.layers if isinstance(layer, Dropout)]
+    native.loss(native(x), y).backward()  # its own generator, seeded alike, draws the same masks
+    assert len(masks) == depth and any(bool((m == 0).any()) for m in masks)  # units were dropped
+    for p, g in zip(native.parameters(), manual.backward()):
         assert relative_error(g, p.grad) <= 1e-10
 
 
@@ -153,10 +151,14 @@ def test_dropout_gradients_match_autograd_with_the_same_masks(activation: str, h
 def test_dropout_gradients_match_finite_differences_with_fixed_masks(activation: str, head: str, depth: int) -> None:
     spec, x, y = dropout_problem(activation, head, depth)
     net = ManualMLP(spec).double()
-    torch.manual_seed(2)
-    _, cache = net.loss_and_cache(x, y)
-    grads = gradients(spec, net.weights(), cache)
-    numeric = finite_differences(net, lambda: loss_and_cache(spec, net.weights(), x, y, cache.masks)[0].item())
+    state = net.dropout_generator.get_state()
+    _, grads = net.loss_and_gradients(x, y)
+
+    def loss_with_the_same_masks() -> float:
+        net.dropout_generator.set_state(state)
+        return net.forward_loss(x, y)[0].item()
+
+    numeric = finite_differences(net, loss_with_the_same_masks)
     for g, (index, fd) in zip(grads, numeric):
         assert relative_error(g.reshape(-1)[index], fd) <= 1e-6
 
@@ -171,11 +173,8 @@ def test_dropout_is_off_in_eval_mode_and_keeps_the_expected_mean() -> None:
         net.train()
         with torch.no_grad():
             assert not torch.equal(net(x), net(x))  # fresh masks every forward pass
-    torch.manual_seed(0)
-    big = MLPSpec(input_size=2, hidden_sizes=[1000], output_size=2, dropout=0.3)
-    from models.base_net import dropout_masks
-
-    mask = dropout_masks(big, 200, torch.zeros(1, dtype=torch.float64))[0]
+    like = torch.zeros(1, dtype=torch.float64)
+    mask = dropout_mask(0.3, torch.Size([200, 1000]), like, torch.Generator().manual_seed(0))
     assert set(torch.unique(mask).tolist()) == {0.0, 1 / 0.7}
     assert abs((mask == 0).double().mean().item() - 0.3) < 0.01
     assert abs(mask.mean().item() - 1.0) < 0.02  # inverted dropout keeps the expected activation

@@ -1,4 +1,4 @@
-"""Hand-derived convolution and max pooling (models.conv_ops) against torch's own ops and autograd
+"""Hand-derived convolution and max pooling (models/layers/conv.py) against torch's own ops and autograd
 (1e-10 / 1e-12 relative) and, composed into a small LeNet-style stack, against central differences
 (1e-6 relative), in float64."""
 
@@ -10,14 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.conv_ops import (
-    col2im,
-    conv2d_backward,
-    conv2d_forward,
-    im2col,
-    max_pool2d_backward,
-    max_pool2d_forward,
-)
+from models.layers.conv import Conv2d, MaxPool2d, col2im, im2col
 
 DTYPE = torch.float64
 
@@ -46,11 +39,12 @@ def conv_problem(c_in: int, k: int, padding: int, bias: bool, seed: int = 0):
 @pytest.mark.parametrize("c_in,k,padding,bias", CONV_CASES)
 def test_conv2d_forward_matches_torch(c_in: int, k: int, padding: int, bias: bool) -> None:
     x, weight, b = conv_problem(c_in, k, padding, bias)
+    layer = Conv2d(weight, b, padding)
     with torch.no_grad():
-        z, cols = conv2d_forward(x, weight, b, padding)
+        z = layer.forward(x)
     expected = F.conv2d(x, weight, b, padding=padding)
     assert z.shape == expected.shape
-    assert cols.shape == (4, c_in * k * k, expected.shape[-2] * expected.shape[-1])
+    assert layer.cols.shape == (4, c_in * k * k, expected.shape[-2] * expected.shape[-1])
     assert max_relative_error(z, expected) < 1e-12
 
 
@@ -63,26 +57,26 @@ def test_conv2d_backward_matches_autograd(c_in: int, k: int, padding: int, bias:
     dz = randn(*z_ag.shape, seed=11)  # upstream gradient dL/dZ
     z_ag.backward(dz)
 
+    layer, first_layer = Conv2d(weight, b, padding), Conv2d(weight, b, padding, need_input_grad=False)
     with torch.no_grad():
-        _, cols = conv2d_forward(x, weight, b, padding)
-        dx, dw, db = conv2d_backward(dz, cols, weight, x.shape[-2:], padding, has_bias=bias)
-        dx_skipped, dw_again, _ = conv2d_backward(
-            dz, cols, weight, x.shape[-2:], padding, has_bias=bias, need_input_grad=False
-        )
+        layer.forward(x)
+        dx = layer.backward(dz)
+        first_layer.forward(x)
+        dx_skipped = first_layer.backward(dz)
     assert dx is not None and dx.shape == x.shape
     assert max_relative_error(dx, x_ag.grad) < 1e-10
-    assert max_relative_error(dw, w_ag.grad) < 1e-10
+    assert max_relative_error(layer.grads[0], w_ag.grad) < 1e-10
     if bias:
-        assert db is not None and max_relative_error(db, b_ag.grad) < 1e-10
+        assert len(layer.grads) == 2 and max_relative_error(layer.grads[1], b_ag.grad) < 1e-10
     else:
-        assert db is None
+        assert len(layer.grads) == 1
     assert dx_skipped is None
-    assert torch.equal(dw_again, dw)
+    assert torch.equal(first_layer.grads[0], layer.grads[0])
 
 
 def test_conv2d_forward_rejects_mismatched_weight() -> None:
     with pytest.raises(ValueError, match=r"\(4, 3, 5, 5\)"):
-        conv2d_forward(randn(2, 1, 8, 8, seed=0), randn(4, 3, 5, 5, seed=1), None, 0)
+        Conv2d(randn(4, 3, 5, 5, seed=1), None, 0).forward(randn(2, 1, 8, 8, seed=0))
 
 
 def relu_with_ties(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -113,9 +107,10 @@ def test_max_pool2d_matches_autograd(name: str, size: int) -> None:
     dout = randn(*out_ag.shape, seed=22)
     out_ag.backward(dout)
 
+    pool = MaxPool2d(size)
     with torch.no_grad():
-        pooled, index = max_pool2d_forward(a, size)
-        da = max_pool2d_backward(dout, index, a.shape, size)
+        pooled = pool.forward(a)
+        da = pool.backward(dout)
     assert torch.equal(pooled, out_ag.detach())
     assert da.shape == a.shape
     assert max_relative_error(da, a_ag.grad) < 1e-12
@@ -127,16 +122,17 @@ def test_max_pool2d_matches_autograd(name: str, size: int) -> None:
 def test_max_pool2d_ties_go_to_first_element_in_row_major_order() -> None:
     # window [[0, 5], [5, 5]]: three tied maxima, autograd (and we) pick the top-right one
     a = torch.tensor([[[[0.0, 5.0], [5.0, 5.0]]]], dtype=DTYPE)
-    pooled, index = max_pool2d_forward(a)
-    da = max_pool2d_backward(torch.ones_like(pooled), index, a.shape)
-    assert index.item() == 1
+    pool = MaxPool2d(2)
+    pooled = pool.forward(a)
+    da = pool.backward(torch.ones_like(pooled))
+    assert pool.index.item() == 1
     assert torch.equal(da, torch.tensor([[[[0.0, 1.0], [0.0, 0.0]]]], dtype=DTYPE))
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 7, 8), (2, 3, 8, 5), (3, 8, 8)])
 def test_max_pool2d_rejects_bad_shape(shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match=", ".join(str(s) for s in shape)):
-        max_pool2d_forward(torch.zeros(*shape, dtype=DTYPE))
+        MaxPool2d(2).forward(torch.zeros(*shape, dtype=DTYPE))
 
 
 # conv(1->3, k3, p1) -> relu -> pool -> conv(3->4, k3, p0) -> relu -> pool -> flatten -> sum of squares
@@ -149,18 +145,17 @@ def lenet_loss(x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
 
 def lenet_hand_gradients(x: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor]:
     w1, b1, w2, b2 = params
-    z1, cols1 = conv2d_forward(x, w1, b1, padding=1)  # (N, 3, 12, 12)
-    a1 = torch.relu(z1)
-    p1, idx1 = max_pool2d_forward(a1)  # (N, 3, 6, 6)
-    z2, cols2 = conv2d_forward(p1, w2, b2, padding=0)  # (N, 4, 4, 4)
-    a2 = torch.relu(z2)
-    p2, idx2 = max_pool2d_forward(a2)  # (N, 4, 2, 2)
+    conv1, pool1 = Conv2d(w1, b1, padding=1, need_input_grad=False), MaxPool2d(2)
+    conv2, pool2 = Conv2d(w2, b2, padding=0), MaxPool2d(2)
+    z1 = conv1.forward(x)  # (N, 3, 12, 12)
+    p1 = pool1.forward(torch.relu(z1))  # (N, 3, 6, 6)
+    z2 = conv2.forward(p1)  # (N, 4, 4, 4)
+    p2 = pool2.forward(torch.relu(z2))  # (N, 4, 2, 2)
     dp2 = 2.0 * p2  # d(sum p^2)/dp
-    dz2 = max_pool2d_backward(dp2, idx2, a2.shape) * (z2 > 0)  # ReLU' with 0 at the kink
-    dp1, dw2, db2 = conv2d_backward(dz2, cols2, w2, p1.shape[-2:], 0, has_bias=True)
-    dz1 = max_pool2d_backward(dp1, idx1, a1.shape) * (z1 > 0)
-    _, dw1, db1 = conv2d_backward(dz1, cols1, w1, x.shape[-2:], 1, has_bias=True, need_input_grad=False)
-    return [dw1, db1, dw2, db2]
+    dz2 = pool2.backward(dp2) * (z2 > 0)  # ReLU' with 0 at the kink
+    dz1 = pool1.backward(conv2.backward(dz2)) * (z1 > 0)
+    conv1.backward(dz1)
+    return [*conv1.grads, *conv2.grads]
 
 
 def test_lenet_stack_matches_central_differences() -> None:

@@ -39,8 +39,8 @@ SPECS = {
 class WrongManualMLP(ManualMLP):
     """The second layer's weight gradient is off by 1 %, the size of a typical algebra slip."""
 
-    def gradients(self, cache):
-        grads = super().gradients(cache)
+    def backward(self):
+        grads = super().backward()
         grads[1] = grads[1] * 1.01
         return grads
 

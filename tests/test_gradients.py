@@ -8,7 +8,7 @@ import itertools
 import pytest
 import torch
 
-from models.manual_net import ManualMLP
+from models.manual_net import LayerChain, ManualMLP
 from models.native_net import NativeMLP
 from models.spec import MLPSpec
 
@@ -57,8 +57,7 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def hand_derived(spec: MLPSpec, x: torch.Tensor, y: torch.Tensor) -> tuple[ManualMLP, list[torch.Tensor]]:
     net = ManualMLP(spec).double()
-    _, cache = net.loss_and_cache(x, y)
-    return net, net.gradients(cache)
+    return net, net.loss_and_gradients(x, y)[1]
 
 
 COMBINATIONS = list(itertools.product(ACTIVATIONS, [False, True], HEADS, DEPTHS))
@@ -89,9 +88,9 @@ def test_hand_derived_matches_finite_differences(activation: str, bias: bool, he
             for i in range(flat.numel()):
                 old = flat[i].item()
                 flat[i] = old + h
-                plus = net.loss_and_cache(x, y)[0].item()
+                plus = net.forward_loss(x, y)[0].item()
                 flat[i] = old - h
-                minus = net.loss_and_cache(x, y)[0].item()
+                minus = net.forward_loss(x, y)[0].item()
                 flat[i] = old
                 out[i] = (plus - minus) / (2 * h)
             assert relative_error(g, numeric) <= 1e-6
@@ -114,17 +113,17 @@ def test_losses_agree_and_stay_finite_for_extreme_logits() -> None:
         spec, x, y = make_problem("identity", True, head, 1)
         manual, native = ManualMLP(spec).double(), NativeMLP(spec).double()
         x_big = x * 1e4
-        loss_manual, cache = manual.loss_and_cache(x_big, y)
+        loss_manual, _ = manual.forward_loss(x_big, y)
+        output_gradient = manual.last_pass.head.backward()
         loss_native = native.loss(native(x_big), y)
-        assert torch.isfinite(loss_manual) and torch.isfinite(cache.output_gradient).all()
+        assert torch.isfinite(loss_manual) and torch.isfinite(output_gradient).all()
         assert torch.allclose(loss_manual, loss_native, rtol=1e-12, atol=1e-12)
 
 
 def test_hand_derived_path_builds_no_autograd_graph() -> None:
     spec, x, y = make_problem("sigmoid", True, "softmax_ce", 2)
     net = ManualMLP(spec).double()
-    loss, cache = net.loss_and_cache(x, y)
-    grads = net.gradients(cache)
+    loss, grads = net.loss_and_gradients(x, y)
     assert not loss.requires_grad and loss.grad_fn is None
     assert all(g.grad_fn is None for g in grads)
 
@@ -132,12 +131,11 @@ def test_hand_derived_path_builds_no_autograd_graph() -> None:
 @pytest.mark.parametrize("activation,bias,head,depth", COMBINATIONS[::3])
 def test_numpy_backend_gives_the_torch_gradients(activation: str, bias: bool, head: str, depth: int) -> None:
     """The same formulas on NumPy views (the CPU fast path) agree with the torch path."""
-    from models.manual_net import gradients, loss_and_cache
-
     spec, x, y = make_problem(activation, bias, head, depth, l2=0.01)
     net, torch_grads = hand_derived(spec, x, y)
     weights = [(w.detach().numpy(), None if b is None else b.detach().numpy()) for w, b in net.weights()]
-    loss, cache = loss_and_cache(spec, weights, x.numpy(), y.numpy())
-    assert abs(float(loss) - net.loss_and_cache(x, y)[0].item()) <= 1e-12
-    for g_np, g_torch in zip(gradients(spec, weights, cache), torch_grads):
+    chain = LayerChain(spec, weights)
+    loss = chain.loss(x.numpy(), y.numpy())
+    assert abs(float(loss) - net.forward_loss(x, y)[0].item()) <= 1e-12
+    for g_np, g_torch in zip(chain.backward(), torch_grads):
         assert relative_error(torch.from_numpy(g_np), g_torch) <= 1e-12

@@ -13,7 +13,7 @@ from torch.optim.lr_scheduler import OneCycleLR, StepLR
 from datamodules.tensor_loader import TensorBatchLoader
 from datamodules.week04 import Week04DataModule
 from models import ManualModule, MLPSpec, NativeModule
-from models.block_updates import numpy_path_applies, unequal_update_counts
+from models.engine import numpy_path_applies, unequal_update_counts
 from tests.conftest import quiet_trainer
 from tests.test_block_updates import WEEK04, train
 from tests.test_cli import run_cli, week04_args
@@ -27,7 +27,7 @@ SGD = partial(torch.optim.SGD, lr=0.1, momentum=0.9)
     [
         (ManualModule, None, 8, 20),  # one update per step, stepped by the module
         (ManualModule, 1, 400, None),  # NumPy block path
-        (NativeModule, None, 8, 20),  # Lightning's automatic optimisation steps the schedule
+        (NativeModule, None, 8, 20),  # autograd, one update per step
         (NativeModule, 2, 40, 3),  # torch block path
     ],
 )
@@ -37,9 +37,9 @@ def test_one_cycle_spans_exactly_the_updates_made(tmp_path, module_class, rows_p
     scheduler = trainer.lr_scheduler_configs[0].scheduler
     assert isinstance(scheduler, OneCycleLR)
     updates = {None: 2 * 20, 1: 2 * 400, 2: 2 * 3 * 20}[rows_per_update]
-    assert trainer.global_step == scheduler.total_steps == scheduler.last_epoch == updates
+    assert module.updates_done == scheduler.total_steps == scheduler.last_epoch == updates
     if rows_per_update == 1:
-        assert numpy_path_applies(module.net, trainer.optimizers[0], distributed=False)
+        assert numpy_path_applies(module, trainer.optimizers[0])
     # A reference schedule stepped once per update: the last update used the cycle's final rate,
     # max_lr / (div_factor * final_div_factor), and the module's rate is where the reference's is now.
     reference = ONE_CYCLE(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1), total_steps=updates)
@@ -63,8 +63,8 @@ def test_the_schedule_gives_the_same_weights_in_every_path(tmp_path) -> None:
     weights = {}
     for name, (cls, rows, batch, limit) in runs.items():
         module = cls(MLPSpec(**spec), optimizer=SGD, lr_scheduler=ONE_CYCLE, rows_per_update=rows)
-        trainer = train(module, tmp_path / name.replace(" ", "_"), batch_size=batch, limit=limit)
-        assert trainer.global_step == 50
+        train(module, tmp_path / name.replace(" ", "_"), batch_size=batch, limit=limit)
+        assert module.updates_done == 50
         weights[name] = [p.detach().clone() for p in module.parameters()]
     reference = weights.pop("manual per step")
     for name, params in weights.items():
@@ -87,11 +87,12 @@ def test_epoch_interval_steps_once_per_epoch(tmp_path, module_class) -> None:
 def test_max_steps_bounds_the_schedule(tmp_path) -> None:
     module = ManualModule(MLPSpec(**WEEK04), lr_scheduler=ONE_CYCLE, rows_per_update=1)
     dm = Week04DataModule(train_path=str(tmp_path / "a.csv"), test_path=str(tmp_path / "b.csv"), batch_size=400)
-    trainer = quiet_trainer(tmp_path, max_epochs=-1, max_steps=1000, limit_val_batches=0)
+    trainer = quiet_trainer(tmp_path, max_epochs=-1, max_steps=3, limit_val_batches=0)
     trainer.fit(module, datamodule=dm)
     scheduler = trainer.lr_scheduler_configs[0].scheduler
-    # Lightning stops after the step that reaches max_steps; that step's block of 400 updates completes.
-    assert trainer.global_step == scheduler.total_steps == scheduler.last_epoch == 1200
+    # max_steps counts Lightning steps: 3 blocks of 400 one-row updates.
+    assert trainer.global_step == 3
+    assert module.updates_done == scheduler.total_steps == scheduler.last_epoch == 1200
 
 
 def test_configured_total_steps_is_left_alone(tmp_path) -> None:

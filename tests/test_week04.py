@@ -13,7 +13,7 @@ from callbacks.weights_export import WeightsExport
 from datamodules.csv_table import DataError
 from datamodules.week04 import Week04DataModule
 from models import ManualModule, MLPSpec, NativeModule
-from models.test_report import format_test_report
+from models.report import format_test_report
 from tests.conftest import quiet_trainer
 from tests.notebook_reference import notebook_data
 

@@ -1,0 +1,151 @@
+"""Many optimiser updates inside one Lightning training step: the one entry point is :func:`run_updates`.
+
+Lightning costs milliseconds per ``training_step``; with the notebooks' batch size 1, or their
+1,000 epochs of a 3-row table, that overhead dwarfs the arithmetic. So a step may receive a block
+of rows and make one update per ``rows_per_update`` rows, in order: the result is exactly that of
+one step per small batch. Every update but the block's last runs on the plain ``torch.optim``
+optimizer (``LightningOptimizer.optimizer``); the last goes through ``LightningOptimizer.step`` so
+that Lightning's hooks run once per step and ``trainer.global_step`` counts Lightning steps. Under
+DDP or mixed precision every update goes through ``LightningOptimizer.step``.
+
+For tiny dense nets on the CPU with SGD, the hand-derived updates run on NumPy views of the same
+parameters (NumPy's per-call overhead is several times lower than torch's); the SGD rule there
+follows ``torch.optim.SGD`` formula for formula and shares its momentum buffers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
+from torch import Tensor
+
+from models.manual_net import LayerChain
+from models.schedules import updates_per_batch
+
+if TYPE_CHECKING:
+    from models.lightning_modules import MLPModule
+
+# Above this many parameters torch's vectorised kernels beat NumPy's lower call overhead.
+NUMPY_PATH_MAX_PARAMETERS = 4096
+
+
+
+def row_chunks(n_rows: int, rows_per_update: int) -> list[slice]:
+    return [slice(start, start + rows_per_update) for start in range(0, n_rows, rows_per_update)]
+
+
+def unequal_update_counts(rows_per_rank: list[list[int]], rows_per_update: int) -> str | None:
+    """Why DDP ranks with these batch sizes would make different numbers of updates, or None.
+
+    Every update all-reduces gradients, so a rank with one update more would wait forever.
+    """
+    for batch, rows in enumerate(zip(*rows_per_rank)):
+        counts = [updates_per_batch(r, rows_per_update) for r in rows]
+        if len(set(counts)) > 1:
+            return (
+                f"model.rows_per_update={rows_per_update} on {len(rows)} processes: training batch {batch} gives the "
+                f"ranks {list(rows)} rows, i.e. {counts} updates, and every rank must make the same number of "
+                "updates. Choose model.rows_per_update or data.batch_size so that the last batch splits evenly, "
+                "or set model.rows_per_update to null."
+            )
+    return None
+
+
+def numpy_path_applies(module: MLPModule, optimizer: torch.optim.Optimizer) -> bool:
+    """Plain CPU runs of small dense manual nets without dropout, with torch.optim.SGD."""
+    params = list(module.net.parameters())
+    spec = module.net.spec
+    return (
+        module.hand_derived
+        and module.trainer.world_size == 1
+        and not spec.conv_channels
+        and not spec.dropout
+        and type(optimizer) is torch.optim.SGD
+        and all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64) for p in params)
+        and sum(p.numel() for p in params) <= NUMPY_PATH_MAX_PARAMETERS
+        and not any(group.get("maximize") or group.get("differentiable") for group in optimizer.param_groups)
+    )
+
+
+def run_updates(module: MLPModule, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Every update of one training step, in order; returns each update's loss and the logits it saw."""
+    optimizer = module.optimizers()
+    assert isinstance(optimizer, LightningOptimizer)
+    chunks = row_chunks(x.shape[0], module.rows_per_update or x.shape[0])
+    trainer = module.trainer
+    lean = trainer.world_size == 1 and not str(trainer.precision).endswith("mixed")
+    loss_parts: list[Tensor] = []
+    logit_parts: list[Tensor] = []
+    first = 0
+    if lean and len(chunks) > 1 and numpy_path_applies(module, optimizer.optimizer):
+        first = len(chunks) - 1  # the block's last update goes through LightningOptimizer.step below
+        losses, logits = _numpy_updates(module, optimizer.optimizer, x, target, chunks[:first])
+        loss_parts.append(losses)
+        logit_parts.append(logits)
+    for i in range(first, len(chunks)):
+        rows = chunks[i]
+
+        def closure(rows: slice = rows) -> Tensor:
+            optimizer.zero_grad()
+            loss, z = module.gradient_step(x[rows], target[rows])
+            loss_parts.append(loss.detach().reshape(1))
+            logit_parts.append(z.detach())
+            return loss
+
+        if lean and i < len(chunks) - 1:
+            closure()
+            optimizer.optimizer.step()
+        else:
+            optimizer.step(closure=closure)
+        module.step_lr_schedule("step")
+    return torch.cat(loss_parts), torch.cat(logit_parts)
+
+
+class NumpySGD:
+    """torch.optim.SGD's update rule on NumPy views of the parameters and of its momentum buffers."""
+
+    def __init__(self, optimizer: torch.optim.SGD) -> None:
+        self.optimizer = optimizer
+        self.groups = [(group, [p.detach().numpy() for p in group["params"]]) for group in optimizer.param_groups]
+
+    def step(self, grads_by_param: dict[int, np.ndarray]) -> None:
+        for group, views in self.groups:
+            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+            weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+            for param, view in zip(group["params"], views):
+                grad = grads_by_param[id(param)]
+                if weight_decay:
+                    grad = grad + weight_decay * view
+                if momentum:
+                    state = self.optimizer.state[param]
+                    if state.get("momentum_buffer") is None:
+                        state["momentum_buffer"] = torch.from_numpy(grad.copy())
+                    else:
+                        buf = state["momentum_buffer"].numpy()
+                        buf *= momentum
+                        buf += (1 - dampening) * grad
+                    buf = state["momentum_buffer"].numpy()
+                    grad = grad + momentum * buf if nesterov else buf
+                view -= lr * grad
+
+
+def _numpy_updates(
+    module: MLPModule, optimizer: torch.optim.SGD, x: Tensor, target: Tensor, chunks: list[slice]
+) -> tuple[Tensor, Tensor]:
+    """Hand-derived SGD updates on NumPy views of the parameters, one per chunk of rows."""
+    net = module.net
+    params = list(net.parameters())
+    views = [(w.detach().numpy(), None if b is None else b.detach().numpy()) for w, b in net.weights()]
+    chain = LayerChain(net.spec, views)
+    sgd = NumpySGD(optimizer)
+    x_np, target_np = x.detach().cpu().numpy(), target.detach().cpu().numpy()
+    losses, logits = [], []
+    for rows in chunks:
+        losses.append(float(chain.loss(x_np[rows], target_np[rows])))
+        sgd.step({id(p): g for p, g in zip(params, chain.backward())})
+        module.step_lr_schedule("step")
+        logits.append(chain.z)
+    return torch.tensor(losses, dtype=x.dtype), torch.from_numpy(np.concatenate(logits))

@@ -1,0 +1,106 @@
+"""Output heads: the loss and dL/dZ of the last layer, fused so no log(0) or exp overflow can occur.
+
+Shapes, with an optional leading member dimension M:
+    Z (M?, N, K) output pre-activations;
+    targets: class indices (M?, N) for softmax-CE, 0/1 labels (M?, N) or (M?, N, 1) for sigmoid-BCE,
+    values (M?, N, K) for the MSE heads;
+    loss () for one net, (M,) per member; dZ has the shape of Z.
+``reduction="mean"`` averages the per-example loss over N, ``"sum"`` adds it up.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from models.layers import xp
+from models.layers.xp import Array
+from models.spec import Head, Reduction
+
+
+class _Head:
+    def __init__(self, reduction: Reduction = "mean") -> None:
+        self.reduction = reduction
+
+    def _reduce(self, per_example: Array) -> Array:
+        """(M?, N) -> (M?,), and the factor d(loss)/d(per-example loss)."""
+        n = per_example.shape[-1]
+        self.scale = 1.0 / n if self.reduction == "mean" else 1.0
+        return per_example.mean(-1) if self.reduction == "mean" else per_example.sum(-1)
+
+
+class SoftmaxCrossEntropy(_Head):
+    """-log softmax(Z)[y]; with softmax folded in, dL/dZ = (P - Y) / N."""
+
+    def forward(self, z: Array, target: Array) -> Array:
+        shifted = z - xp.last_axis_max(z)  # (M?, N, K), max 0 per row: exp cannot overflow
+        log_p = shifted - xp.log(xp.last_axis_sum(xp.exp(shifted)))  # log-softmax (M?, N, K)
+        labels = target.reshape(z.shape[:-1])  # (M?, N)
+        loss = self._reduce(-xp.take_last_axis(log_p, labels))  # per example -log p_y: (M?, N)
+        self.dz = (xp.exp(log_p) - xp.one_hot_like(labels, z)) * self.scale  # (P - Y) / N: (M?, N, K)
+        return loss
+
+    def backward(self) -> Array:
+        return self.dz
+
+
+class SigmoidBinaryCrossEntropy(_Head):
+    """-[y log s(z) + (1-y) log(1 - s(z))] on one output; dL/dz = (s(z) - y) / N."""
+
+    def forward(self, z: Array, target: Array) -> Array:
+        y = xp.cast_like(target.reshape(z.shape), z)  # (M?, N, 1)
+        # written stably as max(z, 0) - z y + log(1 + exp(-|z|))
+        per_example = (xp.relu(z) - z * y + xp.log1p(xp.exp(-xp.absolute(z)))).sum(-1)  # (M?, N)
+        loss = self._reduce(per_example)
+        self.dz = (xp.sigmoid(z) - y) * self.scale  # (M?, N, 1)
+        return loss
+
+    def backward(self) -> Array:
+        return self.dz
+
+
+class MeanSquaredError(_Head):
+    """1/2 |out - y|^2 with out = Z (``sigmoid_output=False``) or sigmoid(Z) (Lab 4's delta rule)."""
+
+    def __init__(self, reduction: Reduction = "mean", sigmoid_output: bool = False) -> None:
+        super().__init__(reduction)
+        self.sigmoid_output = sigmoid_output
+
+    def forward(self, z: Array, target: Array) -> Array:
+        out = xp.sigmoid(z) if self.sigmoid_output else z  # (M?, N, K)
+        err = out - xp.cast_like(target.reshape(z.shape), z)  # (M?, N, K)
+        loss = self._reduce(0.5 * (err * err).sum(-1))  # (M?, N) -> (M?,)
+        dout = err * self.scale  # d(1/2 e^2)/d out = e
+        self.dz = dout * (out * (1.0 - out)) if self.sigmoid_output else dout  # times sigma' for the delta rule
+        return loss
+
+    def backward(self) -> Array:
+        return self.dz
+
+
+def head_layer(head: Head, reduction: Reduction) -> SoftmaxCrossEntropy | SigmoidBinaryCrossEntropy | MeanSquaredError:
+    if head == "softmax_ce":
+        return SoftmaxCrossEntropy(reduction)
+    if head == "sigmoid_bce":
+        return SigmoidBinaryCrossEntropy(reduction)
+    if head in ("mse", "mse_sigmoid"):
+        return MeanSquaredError(reduction, sigmoid_output=head == "mse_sigmoid")
+    raise ValueError(f"unknown head {head!r}")
+
+
+def output_activation(head: Head, z: Tensor) -> Tensor:
+    """What the network shows a user: class probabilities, or regression values."""
+    if head == "softmax_ce":
+        return torch.softmax(z, dim=-1)
+    if head in ("sigmoid_bce", "mse_sigmoid"):
+        return torch.sigmoid(z)
+    return z
+
+
+def predicted_classes(head: Head, z: Tensor) -> Tensor:
+    """Class index per row (M?, N) for the classification heads."""
+    if head == "softmax_ce":
+        return z.argmax(dim=-1)
+    if head == "sigmoid_bce":
+        return (z[..., 0] > 0).long()  # s(z) > 0.5
+    raise ValueError(f"head {head!r} is a regression head and has no classes")
