@@ -40,6 +40,18 @@ class MLPParameters(nn.Module):
         self.dropout_generator = torch.Generator()
         self.reset_parameters()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the dropout generator as its state in a NumPy array: ``ddp_spawn`` moves tensors into shared
+        memory, which fails for a Generator's state."""
+        state = dict(super().__getstate__())
+        state["dropout_generator"] = self.dropout_generator.get_state().numpy().copy()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        generator_state = state["dropout_generator"]
+        super().__setstate__({**state, "dropout_generator": torch.Generator()})
+        self.dropout_generator.set_state(torch.from_numpy(generator_state))
+
     def all_layers(self) -> list[nn.Conv2d | nn.Linear]:
         return [*self.convs, *self.layers]
 
