@@ -1,7 +1,8 @@
 """Hidden-layer activations, each with its hand-derived derivative right below its forward.
 
-Each layer keeps what its derivative needs (the output for sigmoid and tanh, the input for the
-ReLUs), so backward recomputes nothing. Shapes: any, elementwise; dA and dZ have the shape of Z.
+Each layer keeps what its derivative needs (the output for sigmoid and tanh, the sign of the input
+for the ReLUs), so backward recomputes nothing. ``backward`` may overwrite the dA it is given: every
+caller hands it a fresh gradient. Shapes: any, elementwise; dA and dZ have the shape of Z.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ class Sigmoid:
         return self.a
 
     def backward(self, da: Array) -> Array:
-        return da * (self.a * (1.0 - self.a))  # dZ = dA * sigma (1 - sigma)
+        da *= self.a * (1.0 - self.a)  # dZ = dA * sigma (1 - sigma), in place: dA is a fresh gradient
+        return da
 
 
 class Tanh:
@@ -30,7 +32,8 @@ class Tanh:
         return self.a
 
     def backward(self, da: Array) -> Array:
-        return da * (1.0 - self.a * self.a)  # dZ = dA * (1 - tanh^2)
+        da *= 1.0 - self.a * self.a  # dZ = dA * (1 - tanh^2), in place
+        return da
 
 
 class ReLU:
@@ -43,7 +46,8 @@ class ReLU:
         return xp.relu(z)
 
     def backward(self, da: Array) -> Array:
-        return da * xp.cast_like(self.positive, da)  # dZ = dA * [z > 0]
+        da *= self.positive  # dZ = dA * [z > 0], in place
+        return da
 
 
 class LeakyReLU:
