@@ -15,6 +15,7 @@ follows ``torch.optim.SGD`` formula for formula and shares its momentum buffers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor
 
+from models.layers.xp import Array
 from models.manual_net import LayerChain
 from models.schedules import updates_per_batch
 
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
 
 # Above this many parameters torch's vectorised kernels beat NumPy's lower call overhead.
 NUMPY_PATH_MAX_PARAMETERS = 4096
-
 
 
 def row_chunks(n_rows: int, rows_per_update: int) -> list[slice]:
@@ -132,6 +133,23 @@ class NumpySGD:
                 view -= lr * grad
 
 
+def update_loop(
+    chain: LayerChain, x: Array, target: Array, chunks: list[slice], step: Callable[[list[Array]], None]
+) -> tuple[list[Array], list[Array]]:
+    """The hand-derived updates, one per chunk of rows (axis -2): loss, gradients, ``step(gradients)``.
+
+    Serves the NumPy path of one net and the sweep's stacks alike (there ``chain`` holds weights with
+    a member dimension and each loss is one per member). Returns every update's loss and logits.
+    """
+    labels = target.ndim < x.ndim  # class labels (M?, N), else targets (M?, N, K)
+    losses, logits = [], []
+    for rows in chunks:
+        losses.append(chain.loss(x[..., rows, :], target[..., rows] if labels else target[..., rows, :]))
+        step(chain.backward())
+        logits.append(chain.z)
+    return losses, logits
+
+
 def _numpy_updates(
     module: MLPModule, optimizer: torch.optim.SGD, x: Tensor, target: Tensor, chunks: list[slice]
 ) -> tuple[Tensor, Tensor]:
@@ -139,13 +157,13 @@ def _numpy_updates(
     net = module.net
     params = list(net.parameters())
     views = [(w.detach().numpy(), None if b is None else b.detach().numpy()) for w, b in net.weights()]
-    chain = LayerChain(net.spec, views)
     sgd = NumpySGD(optimizer)
-    x_np, target_np = x.detach().cpu().numpy(), target.detach().cpu().numpy()
-    losses, logits = [], []
-    for rows in chunks:
-        losses.append(float(chain.loss(x_np[rows], target_np[rows])))
-        sgd.step({id(p): g for p, g in zip(params, chain.backward())})
+
+    def step(grads: list[np.ndarray]) -> None:
+        sgd.step({id(p): g for p, g in zip(params, grads)})
         module.step_lr_schedule("step")
-        logits.append(chain.z)
-    return torch.tensor(losses, dtype=x.dtype), torch.from_numpy(np.concatenate(logits))
+
+    losses, logits = update_loop(
+        LayerChain(net.spec, views), x.detach().cpu().numpy(), target.detach().cpu().numpy(), chunks, step
+    )
+    return torch.tensor([float(loss) for loss in losses], dtype=x.dtype), torch.from_numpy(np.concatenate(logits))
