@@ -51,6 +51,10 @@ def cli_main(args: list[str] | None = None) -> None:
         from compare import compare_main
 
         raise SystemExit(compare_main(argv[1:], make_cli))
+    if argv[:1] == ["sweep"]:
+        from sweep import sweep_main
+
+        raise SystemExit(sweep_main(argv[1:], make_cli))
     make_cli(args)
 
 

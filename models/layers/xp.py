@@ -89,3 +89,7 @@ def affine(a: Array, weight: Array, bias: Array | None) -> Array:
     if not is_numpy(a) and a.dim() == 2:
         return torch.addmm(bias, a, weight.T)
     return a @ weight.mT + bias[..., None, :]
+
+
+def sqrt(z: Array) -> Array:
+    return np.sqrt(z) if is_numpy(z) else torch.sqrt(z)

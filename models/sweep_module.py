@@ -1,0 +1,234 @@
+"""A whole grid of one net shape trained at once: every member's weights stacked on a leading member
+dimension, updated by the same hand-derived layers (:mod:`models.layers`) and the same update loop
+(:func:`models.engine.update_loop`) as a single run.
+
+Members may differ in learning rate, initial weights (their own seeds), data order and hidden widths:
+narrower members are padded to the widest with zero weights that a mask keeps at zero, so they
+compute exactly what their own net computes. A member whose loss turns non-finite is frozen (its
+learning rate set to 0) and marked diverged; the others go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
+
+from datamodules.tensor_loader import EpochPermutation, rank_batch_slices
+from models.engine import row_chunks, update_loop
+from models.init import initial_parameters
+from models.layers.heads import head_layer, predicted_classes
+from models.manual_net import LayerChain
+from models.spec import MLPSpec
+from models.stacked_optim import StackedAdam, StackedSGD
+
+
+@dataclass
+class MemberData:
+    """One member's splits, as its own DataModule gives them, and its training-order seed."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    seed: int
+
+
+class StackedEpochLoader:
+    """Per epoch, each member's batches in that member's own order (its DataModule's permutation),
+    stacked: x (M, rows, features), y (M, rows). Lightning calls ``sampler.set_epoch``."""
+
+    def __init__(self, members: list[MemberData], batch_size: int, shuffle: bool) -> None:
+        self.members, self.batch_size = members, batch_size
+        n = len(members[0].x_train)
+        self.orders = [EpochPermutation(n, shuffle, m.seed) for m in members]
+        self.slices = rank_batch_slices(n, batch_size, 0, 1, drop_last=False)
+        self.sampler = self  # Lightning looks for sampler.set_epoch, as on a DataLoader
+        self.batch_sampler = None
+
+    def set_epoch(self, epoch: int) -> None:
+        for order in self.orders:
+            order.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        orders = [torch.from_numpy(o.order()) for o in self.orders]
+        for rows in self.slices:
+            yield (
+                torch.stack([m.x_train[order[rows]] for m, order in zip(self.members, orders)]),
+                torch.stack([m.y_train[order[rows]] for m, order in zip(self.members, orders)]),
+            )
+
+
+class StackedData(pl.LightningDataModule):
+    def __init__(self, members: list[MemberData], batch_size: int, shuffle: bool) -> None:
+        super().__init__()
+        self.members, self.batch_size, self.shuffle = members, batch_size, shuffle
+
+    def train_dataloader(self) -> StackedEpochLoader:
+        return StackedEpochLoader(self.members, self.batch_size, self.shuffle)
+
+
+def padded_stack(arrays: list[np.ndarray], shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays of different sizes, zero-padded to ``shape`` and stacked; and the 0/1 mask of real entries."""
+    stacked, mask = np.zeros((len(arrays), *shape)), np.zeros((len(arrays), *shape))
+    for m, a in enumerate(arrays):
+        region = (m, *(slice(0, s) for s in a.shape))
+        stacked[region], mask[region] = a, 1.0
+    return stacked, mask
+
+
+class SweepModule(pl.LightningModule):
+    """Trains the members of one stack together; ``results`` holds every member's figures at each
+    snapshot epoch. ``optimizer`` is ``("sgd", kwargs)`` or ``("adam", kwargs)`` without the lr;
+    ``lrs`` holds one learning rate per member."""
+
+    def __init__(
+        self,
+        specs: list[MLPSpec],
+        lrs: list[float],
+        optimizer: tuple[str, dict[str, object]],
+        rows_per_update: int | None,
+        snapshots: list[int],
+        names: list[str],
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        widest = [max(sizes) for sizes in zip(*(s.hidden_sizes for s in specs))]
+        self.spec = MLPSpec(**{**specs[0].__dict__, "hidden_sizes": widest})
+        self.specs, self.names, self.snapshots = specs, names, sorted(snapshots)
+        self.rows_per_update = rows_per_update
+        self.diverged_at: list[int | None] = [None] * len(specs)
+        self.results: list[dict[str, object]] = []
+        sizes = self.spec.layer_sizes
+        weights, biases, masks = [], [], []
+        per_member = [initial_parameters(s) for s in specs]  # exactly each member's single-run draw
+        for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            w, w_mask = padded_stack([layers[k][0] for layers in per_member], (fan_out, fan_in))
+            weights.append(nn.Parameter(torch.from_numpy(w)))
+            masks.append(torch.from_numpy(w_mask))
+            if self.spec.bias:
+                b, _ = padded_stack([layers[k][1] for layers in per_member], (fan_out,))
+                biases.append(nn.Parameter(torch.from_numpy(b)))
+        self.weights = nn.ParameterList(weights)
+        self.biases = nn.ParameterList(biases)
+        for k, mask in enumerate(masks):
+            self.register_buffer(f"mask{k}", mask)
+        self.register_buffer("lrs", torch.tensor(lrs, dtype=torch.float64))
+        name, kwargs = optimizer
+        self.optimizer_name, self.optimizer_kwargs = name, kwargs
+        self.optimizer: StackedSGD | StackedAdam | None = None
+        self.optimizer_state: dict[str, object] | None = None
+        self.epoch_losses: list[np.ndarray] = []
+
+    # ---- the stack as arrays: NumPy views on the CPU, the tensors themselves elsewhere --------
+    def arrays(self, t: Tensor) -> np.ndarray | Tensor:
+        return t.detach().numpy() if t.device.type == "cpu" else t.detach()
+
+    def stacked_params(self) -> list[np.ndarray | Tensor]:
+        """In layer order, each weight then its bias, as the layers list their grads."""
+        params = []
+        for k, w in enumerate(self.weights):
+            params.append(self.arrays(w))
+            if self.spec.bias:
+                params.append(self.arrays(self.biases[k]))
+        return params
+
+    def chain(self) -> LayerChain:
+        biases = [self.arrays(b) for b in self.biases] if self.spec.bias else [None] * len(self.weights)
+        return LayerChain(self.spec, [(self.arrays(w), b) for w, b in zip(self.weights, biases)])
+
+    def configure_optimizers(self) -> None:
+        return None  # the stacked optimiser below holds one lr and one state per member
+
+    def on_train_start(self) -> None:
+        lr = self.arrays(self.lrs).copy() if self.lrs.device.type == "cpu" else self.lrs.clone()
+        kind = {"sgd": StackedSGD, "adam": StackedAdam}[self.optimizer_name]
+        self.optimizer = kind(lr=lr, **self.optimizer_kwargs)
+        if self.optimizer_state is not None:  # resumed from a checkpoint
+            self.optimizer.load_state_dict(self.optimizer_state, self.stacked_params())
+        self.masks = [self.arrays(getattr(self, f"mask{k}")) for k in range(len(self.weights))]
+
+    def step(self, grads: list[np.ndarray | Tensor]) -> None:
+        stride = 2 if self.spec.bias else 1
+        for k, mask in enumerate(self.masks):
+            grads[k * stride] *= mask  # padded weights stay zero
+        self.optimizer.step(self.params, grads)
+
+    @torch.no_grad()
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, y = batch  # (M, rows, features), (M, rows)
+        x = x.to(self.dtype)
+        self.params = self.stacked_params()
+        chunks = row_chunks(x.shape[1], self.rows_per_update or x.shape[1])
+        with np.errstate(all="ignore"):  # a diverging member's overflow is reported below, not warned
+            losses, _ = update_loop(self.chain(), self.arrays(x), self.arrays(y), chunks, self.step)
+        self.epoch_losses += [np.asarray(torch.as_tensor(loss).cpu()) for loss in losses]  # each (M,)
+
+    def on_train_epoch_end(self) -> None:
+        epoch = self.current_epoch + 1
+        train_loss = np.stack(self.epoch_losses).mean(0)  # (M,): the mean over the epoch's updates
+        self.epoch_losses = []
+        for m in np.flatnonzero(~np.isfinite(train_loss)):
+            if self.diverged_at[m] is None:
+                self.diverged_at[m] = epoch
+                self.optimizer.lr[m] = 0.0  # frozen: the others go on
+        finite = train_loss[np.isfinite(train_loss)]
+        if len(finite):
+            self.log("train/loss_members_mean", float(finite.mean()), prog_bar=True)
+        if epoch in self.snapshots or epoch == self.trainer.max_epochs:
+            self.results += self.evaluate(epoch, train_loss)
+
+    @torch.no_grad()
+    def evaluate(self, epoch: int, train_loss: np.ndarray) -> list[dict[str, object]]:
+        """Every member's test figures now: accuracy, macro P/R/F1, collapse and divergence flags."""
+        members = self.trainer.datamodule.members
+        x_test = torch.stack([m.x_test for m in members]).to(self.device, torch.float64)
+        with np.errstate(all="ignore"):
+            z = torch.as_tensor(self.chain().logits(self.arrays(x_test)))
+        rows = []
+        head, k = self.spec.head, self.spec.num_classes
+        for m, member in enumerate(members):
+            preds = predicted_classes(head, z[m])
+            truth = member.y_test.reshape(-1).long().to(preds.device)
+            rows.append(
+                {
+                    "member": self.names[m],
+                    "epoch": epoch,
+                    "train_loss": float(train_loss[m]),
+                    "test_loss": float(head_layer(head, self.spec.reduction).forward(z[m], member.y_test.to(z.device))),
+                    "test_accuracy": float(multiclass_accuracy(preds, truth, k, average="micro")),
+                    "test_precision": float(multiclass_precision(preds, truth, k, average="macro")),
+                    "test_recall": float(multiclass_recall(preds, truth, k, average="macro")),
+                    "test_f1": float(multiclass_f1_score(preds, truth, k, average="macro")),
+                    "collapsed": len(torch.unique(preds)) < 2,
+                    "diverged": self.diverged_at[m] is not None,
+                }
+            )
+        return rows
+
+    def on_save_checkpoint(self, checkpoint: dict[str, object]) -> None:
+        """The stacked optimiser's state and the results so far: a resumed sweep goes on exactly."""
+        checkpoint["sweep_state"] = {
+            "optimizer": self.optimizer.state_dict(),
+            "diverged_at": [-1 if e is None else e for e in self.diverged_at],
+            "results": self.results,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, object]) -> None:
+        state = checkpoint["sweep_state"]
+        self.diverged_at = [None if e < 0 else e for e in state["diverged_at"]]
+        self.results = state["results"]
+        self.optimizer_state = state["optimizer"]

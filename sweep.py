@@ -1,0 +1,326 @@
+"""``python train.py sweep --config configs/week04.yaml --sweep configs/sweeps/week04_grid.yaml``.
+
+A sweep file names grid axes by the dotted keys ``--print_config`` shows, plus ``seed`` (the init
+seed and the data-order seed together, as the notebooks set them), and the epochs at which every
+member is evaluated::
+
+    grid:
+      model.init_args.optimizer.init_args.lr: [0.01, 0.05, 0.1, 0.2]
+      model.init_args.net.hidden_sizes: [[3, 3], [5, 5], [10, 10]]
+      seed: [0, 1, 2]
+    snapshots: [30, 60, 100]
+    max_members: 10000   # optional: members per stack, a memory budget
+
+Every combination is a member. Members that differ only in learning rate, seeds, initialisation and
+hidden widths train together in one stack (:mod:`models.sweep_module`); members that cannot share
+one (another depth, activation, head, batch size or optimiser) form further stacks, run one after
+another. The results table (one row per member and snapshot) is printed and written as CSV and
+Markdown beside the TensorBoard logs, with a heat map of test F1 over the first two axes.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import itertools
+import json
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import yaml
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from callbacks.figures import new_figure
+from models.spec import MLPSpec
+from models.sweep_module import MemberData, StackedData, SweepModule
+
+SEED_KEYS = ("model.init_args.net.init_seed", "data.init_args.seed")
+OPTIMIZERS = {"torch.optim.SGD": "sgd", "torch.optim.Adam": "adam"}
+OPTIMIZER_ARGS = {
+    "sgd": ("momentum", "dampening", "weight_decay", "nesterov"),
+    "adam": ("betas", "eps", "weight_decay"),
+}
+
+
+class SweepError(ValueError):
+    """A mistake in the sweep file or the grid, named by key; nothing has been trained yet."""
+
+
+@dataclass
+class Member:
+    name: str
+    values: dict[str, Any]  # axis -> value
+    spec: MLPSpec
+    lr: float
+    optimizer: tuple[str, dict[str, Any]]
+    rows_per_update: int | None
+    data: MemberData
+    batch_size: int
+    shuffle: bool
+
+    def stack_key(self) -> str:
+        """What members of one stack must share: everything but lr, seeds, init and hidden widths."""
+        spec = {
+            k: v
+            for k, v in self.spec.__dict__.items()
+            if k not in ("hidden_sizes", "init", "init_std", "init_seed", "bias_init")
+        }
+        spec["depth"] = len(self.spec.hidden_sizes)
+        return json.dumps(
+            [spec, self.optimizer, self.rows_per_update, self.batch_size, self.shuffle], sort_keys=True, default=str
+        )
+
+
+def read_sweep_file(path: str) -> dict[str, Any]:
+    file = Path(path)
+    if not file.is_file():
+        raise SweepError(f"{path}: no such sweep file; pass --sweep configs/sweeps/<name>.yaml")
+    content = yaml.safe_load(file.read_text()) or {}
+    grid = content.get("grid")
+    if not isinstance(grid, dict) or not grid:
+        raise SweepError(f"{path}: needs a 'grid:' mapping of dotted keys to lists of values")
+    for key, values in grid.items():
+        if not isinstance(values, list):
+            raise SweepError(f"{path}: grid key {key!r} must be a list of values, got {values!r}")
+        if not values:
+            raise SweepError(f"{path}: grid key {key!r} is an empty list; give it at least one value or remove it")
+    snapshots = content.get("snapshots", [])
+    if not isinstance(snapshots, list) or not all(isinstance(e, int) and e > 0 for e in snapshots):
+        raise SweepError(f"{path}: snapshots must be a list of positive epoch numbers, got {snapshots!r}")
+    return {"grid": grid, "snapshots": snapshots, "max_members": int(content.get("max_members", 10_000)), "path": path}
+
+
+def short_name(key: str, value: Any) -> str:
+    """``model.init_args.optimizer.init_args.lr`` = 0.1 -> ``lr0.1``; hidden sizes [3, 3] -> ``h3x3``."""
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf == "hidden_sizes":
+        return "h" + "x".join(map(str, value))
+    if isinstance(value, float):
+        value = f"{value:g}"
+    return f"{leaf}{value}"
+
+
+def check_axes(cli: LightningCLI, grid: dict[str, list[Any]], path: str) -> None:
+    """Every axis key must exist in the config and every value must have its type."""
+    for key, values in grid.items():
+        if key == "seed":
+            continue
+        if key not in cli.config:
+            raise SweepError(
+                f"{path}: unknown grid key {key!r}; use the dotted keys that "
+                "`python train.py fit --config ... --print_config` shows, e.g. model.init_args.optimizer.init_args.lr"
+            )
+        for value in values:
+            trial = copy.deepcopy(cli.config)
+            trial[key] = value
+            try:
+                cli.parser.validate(trial)
+            except Exception as error:  # jsonargparse reports type errors as plain exceptions
+                first = str(error).strip().splitlines()[-1].strip()
+                raise SweepError(f"{path}: grid key {key!r} cannot take {value!r}: {first}") from None
+
+
+def build_member(cli: LightningCLI, values: dict[str, Any]) -> Member:
+    config = copy.deepcopy(cli.config)
+    for key, value in values.items():
+        for target in SEED_KEYS if key == "seed" else (key,):
+            config[target] = value
+    model = config.model.init_args
+    spec = MLPSpec(**model.net.as_dict())
+    optimizer_path = model.optimizer.class_path if model.optimizer else "torch.optim.SGD"
+    if optimizer_path not in OPTIMIZERS:
+        raise SweepError(f"the sweep trains SGD and Adam; model.init_args.optimizer is {optimizer_path}")
+    kind = OPTIMIZERS[optimizer_path]
+    optimizer_args = model.optimizer.init_args.as_dict() if model.optimizer else {"lr": 0.1}
+    if spec.dropout or spec.conv_channels or model.lr_scheduler:
+        raise SweepError("the sweep stacks dense nets without dropout, conv layers or lr schedules")
+    data_class = config.data.class_path
+    module_name, class_name = data_class.rsplit(".", 1)
+    datamodule = getattr(importlib.import_module(module_name), class_name)(**config.data.init_args.as_dict())
+    datamodule.setup("fit")
+    x_train, y_train = datamodule.tensors("train")[:2]
+    x_test, y_test = datamodule.tensors("test")[:2]
+    return Member(
+        name="-".join(short_name(k, v) for k, v in values.items()),
+        values=values,
+        spec=spec,
+        lr=float(optimizer_args["lr"]),
+        optimizer=(kind, {k: optimizer_args[k] for k in OPTIMIZER_ARGS[kind] if k in optimizer_args}),
+        rows_per_update=model.rows_per_update,
+        data=MemberData(x_train, y_train, x_test, y_test, seed=int(datamodule.seed)),
+        batch_size=int(datamodule.batch_size),
+        shuffle=bool(datamodule.shuffle),
+    )
+
+
+def plan_stacks(members: list[Member], max_members: int) -> list[list[Member]]:
+    groups: dict[str, list[Member]] = {}
+    for member in members:
+        groups.setdefault(member.stack_key(), []).append(member)
+    return [group[i : i + max_members] for group in groups.values() for i in range(0, len(group), max_members)]
+
+
+def train_stack(
+    stack: list[Member], epochs: int, snapshots: list[int], dtype: torch.dtype, logger: TensorBoardLogger
+) -> SweepModule:
+    first = stack[0]
+    module = SweepModule(
+        [m.spec for m in stack],
+        [m.lr for m in stack],
+        first.optimizer,
+        first.rows_per_update,
+        snapshots,
+        [m.name for m in stack],
+    ).to(dtype)
+    data = StackedData([m.data for m in stack], first.batch_size, first.shuffle)
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        precision="64-true" if dtype == torch.float64 else "32-true",
+        logger=logger,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+    with warnings.catch_warnings():
+        # The stack's optimiser is models.stacked_optim (one lr and state per member), not a torch.optim one.
+        warnings.filterwarnings("ignore", message=".*configure_optimizers` returned `None`.*")
+        trainer.fit(module, datamodule=data)
+    return module
+
+
+def results_table(rows: list[dict[str, Any]], axes: list[str]) -> tuple[list[str], list[list[str]]]:
+    columns = ["member", *(short_name(a, "").rstrip("h") or a for a in axes), "epoch", "train_loss", "test_accuracy"]
+    columns += ["test_precision", "test_recall", "test_f1", "collapsed", "diverged"]
+    body = []
+    for row in rows:
+        values = [row["member"], *(json.dumps(row["values"][a]) for a in axes), str(row["epoch"])]
+        values += [f"{row[k]:.6g}" for k in ("train_loss", "test_accuracy", "test_precision", "test_recall", "test_f1")]
+        values += ["yes" if row["collapsed"] else "no", "yes" if row["diverged"] else "no"]
+        body.append(values)
+    return columns, body
+
+
+def markdown(columns: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body]) + "\n"
+
+
+def heat_map(rows: list[dict[str, Any]], axes: list[str], epoch: int, path: Path) -> None:
+    """Mean test F1 (over the other axes) on a grid of the first two axes, at one snapshot epoch."""
+    first, second = axes[0], axes[1] if len(axes) > 1 else None
+    xs = list(dict.fromkeys(json.dumps(r["values"][first]) for r in rows))
+    ys = list(dict.fromkeys(json.dumps(r["values"][second]) for r in rows)) if second else [""]
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for j, y in enumerate(ys):
+        for i, x in enumerate(xs):
+            f1 = [
+                r["test_f1"]
+                for r in rows
+                if r["epoch"] == epoch
+                and json.dumps(r["values"][first]) == x
+                and (not second or json.dumps(r["values"][second]) == y)
+            ]
+            grid[j, i] = np.mean(f1) if f1 else np.nan
+    figure = new_figure(1.2 * len(xs) + 2.5, 0.8 * len(ys) + 2.0)
+    ax = figure.add_subplot(1, 1, 1)
+    image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower")
+    ax.set_xticks(range(len(xs)), xs)
+    ax.set_yticks(range(len(ys)), ys)
+    ax.set_xlabel(first)
+    ax.set_ylabel(second or "")
+    for (j, i), value in np.ndenumerate(grid):
+        ax.text(i, j, f"{value:.2f}", ha="center", va="center", color="w" if value < 0.6 else "k")
+    ax.set_title(f"test macro F1 at epoch {epoch}")
+    figure.colorbar(image)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+
+
+@dataclass
+class SweepResult:
+    rows: list[dict[str, Any]]  # one per member and snapshot
+    stacks: list[tuple[list[Member], SweepModule]]
+    run_dir: Path
+
+    def final_weights(self, member_name: str) -> list[np.ndarray]:
+        """A member's weight matrices, (fan_out, fan_in) each, cut out of its stack's padding."""
+        for members, module in self.stacks:
+            for m, member in enumerate(members):
+                if member.name == member_name:
+                    sizes = member.spec.layer_sizes
+                    return [
+                        w[m, :fan_out, :fan_in].detach().cpu().numpy()
+                        for w, fan_in, fan_out in zip(module.weights, sizes[:-1], sizes[1:])
+                    ]
+        raise KeyError(member_name)
+
+
+def run_sweep(make_cli: Callable[..., LightningCLI], args: list[str], sweep_path: str) -> SweepResult:
+    sweep = read_sweep_file(sweep_path)
+    quiet = ["--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"]
+    cli = make_cli([*args, *quiet], run=False)
+    grid: dict[str, list[Any]] = sweep["grid"]
+    check_axes(cli, grid, sweep_path)
+    members = [build_member(cli, dict(zip(grid, combo))) for combo in itertools.product(*grid.values())]
+    epochs = int(cli.config.trainer.max_epochs or 1)
+    snapshots = sorted({e for e in sweep["snapshots"] if e <= epochs} | {epochs})
+    dtype = torch.float64 if str(cli.config.trainer.precision).startswith("64") else torch.float32
+    save_dir = "runs"
+    name = f"{Path(sweep_path).stem}_sweep"
+    root = TensorBoardLogger(save_dir, name=name)
+    stacks = plan_stacks(members, sweep["max_members"])
+    rows: list[dict[str, Any]] = []
+    trained = []
+    for i, stack in enumerate(stacks):
+        print(f"stack {i + 1}/{len(stacks)}: {len(stack)} members, {stack[0].spec.summary}", flush=True)
+        logger = TensorBoardLogger(
+            save_dir, name=name, version=f"version_{root.version}/stack_{i}", default_hp_metric=False
+        )
+        module = train_stack(stack, epochs, snapshots, dtype, logger)
+        by_name = {m.name: m for m in stack}
+        rows += [{**r, "values": by_name[r["member"]].values} for r in module.results]
+        trained.append((stack, module))
+    return SweepResult(rows, trained, Path(save_dir) / name / f"version_{root.version}")
+
+
+def sweep_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
+    """Entry point of ``train.py sweep``: 0 when every member trained (diverged members are warned
+    about), 2 for a mistake in the sweep file."""
+    if any(a in ("-h", "--help") for a in args) or "--sweep" not in args:
+        print(__doc__)
+        return 0 if "--sweep" in args or any(a in ("-h", "--help") for a in args) else 2
+    i = args.index("--sweep")
+    sweep_path, rest = args[i + 1], args[:i] + args[i + 2 :]
+    # The sweep's CLI gets the command line's own arguments, on purpose (as compare's do).
+    warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
+    try:
+        result = run_sweep(make_cli, rest, sweep_path)
+    except SweepError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    rows, run_dir = result.rows, result.run_dir
+    axes = list(rows[0]["values"]) if rows else []
+    columns, body = results_table(rows, axes)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "results.md").write_text(markdown(columns, body))
+    with open(run_dir / "results.csv", "w") as f:
+        f.write(",".join(columns) + "\n" + "\n".join(",".join(r) for r in body) + "\n")
+    figures = []
+    for epoch in sorted({r["epoch"] for r in rows}):
+        path = run_dir / f"f1_heat_map_epoch{epoch}.png"
+        heat_map(rows, axes, epoch, path)
+        figures.append(path)
+    print(markdown(columns, body))
+    diverged = sorted({r["member"] for r in rows if r["diverged"]})
+    if diverged:
+        print(f"warning: {len(diverged)} member(s) diverged (non-finite loss) and were frozen: {', '.join(diverged)}")
+    print(f"Results: {run_dir / 'results.csv'}, {run_dir / 'results.md'}; heat maps: {', '.join(map(str, figures))}")
+    print(f"TensorBoard: tensorboard --logdir {run_dir}")
+    return 0

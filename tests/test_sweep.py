@@ -1,0 +1,130 @@
+"""train.py sweep: every member of a stacked grid ends where the single `fit` of its config ends
+(1e-12, float64), across learning rates, padded hidden widths, seeds, optimisers and several stacks;
+bad sweep files are refused by key before anything trains; a diverging member is frozen alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sweep import SweepError, run_sweep, sweep_main
+from train import make_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = ["--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"]
+QUIET += ["--trainer.enable_progress_bar=false", "--test_after_fit=false", "--weights_export.print_final=false"]
+
+
+def week04(tmp_path: Path, *extra: str) -> list[str]:
+    data = [f"--data.init_args.train_path={tmp_path / 'none.csv'}", f"--data.init_args.test_path={tmp_path / 'none.csv'}"]
+    return ["--config", str(ROOT / "configs/week04.yaml"), "--trainer.max_epochs=3", *data, *extra]
+
+
+def sweep_file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def single_fit_weights(args: list[str], values: dict[str, object], root: Path) -> list[np.ndarray]:
+    overrides = [f"--trainer.default_root_dir={root}"]
+    for key, value in values.items():
+        keys = ["model.init_args.net.init_seed", "data.init_args.seed"] if key == "seed" else [key]
+        overrides += [f"--{k}={value}" for k in keys]
+    cli = make_cli([*args, *overrides, *QUIET], run=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return [layer.weight.detach().numpy() for layer in cli.model.net.layers]
+
+
+def assert_members_equal_single_runs(result, args: list[str], names: list[str]) -> None:
+    members = {m.name: m for stack, _ in result.stacks for m in stack}
+    for name in names:
+        single = single_fit_weights(args, members[name].values, result.run_dir / "single" / name)
+        stacked = result.final_weights(name)
+        for a, b in zip(stacked, single):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_sgd_grid_with_padded_widths_equals_single_runs(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    grid = """
+grid:
+  model.init_args.optimizer.init_args.lr: [0.05, 0.2]
+  model.init_args.net.hidden_sizes: [[3, 3], [5, 4]]
+  seed: [0, 1]
+snapshots: [1, 2]
+"""
+    args = week04(tmp_path)
+    result = run_sweep(make_cli, args, sweep_file(tmp_path, grid))
+    assert len(result.stacks) == 1 and len(result.stacks[0][0]) == 8  # one stack, widths padded to 5, 4
+    assert sorted({r["epoch"] for r in result.rows}) == [1, 2, 3]  # the snapshots and the last epoch
+    assert len(result.rows) == 8 * 3
+    assert_members_equal_single_runs(result, args, ["lr0.05-h3x3-seed1", "lr0.2-h5x4-seed0", "lr0.2-h3x3-seed0"])
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        ["--model.init_args.optimizer.init_args.momentum=0.9", "--model.init_args.optimizer.init_args.nesterov=true"],
+        ["--model.init_args.optimizer=torch.optim.Adam", "--model.init_args.optimizer.init_args.lr=0.01"],
+    ],
+    ids=["momentum", "adam"],
+)
+def test_momentum_and_adam_members_equal_single_runs(tmp_path, monkeypatch, optimizer: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    grid = """
+grid:
+  model.init_args.optimizer.init_args.lr: [0.01, 0.03]
+  model.init_args.net.init_std: [0.2, 0.5]
+"""
+    args = week04(tmp_path, *optimizer, "--model.init_args.rows_per_update=8", "--model.init_args.net.bias=true")
+    result = run_sweep(make_cli, args, sweep_file(tmp_path, grid))
+    assert_members_equal_single_runs(result, args, ["lr0.01-init_std0.2", "lr0.03-init_std0.5"])
+
+
+def test_a_grid_that_cannot_share_a_stack_runs_as_several(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    grid = """
+grid:
+  model.init_args.net.activation: [sigmoid, tanh]
+  model.init_args.net.hidden_sizes: [[3], [3, 3]]
+"""
+    args = week04(tmp_path)
+    result = run_sweep(make_cli, args, sweep_file(tmp_path, grid))
+    assert len(result.stacks) == 4  # two activations x two depths
+    assert_members_equal_single_runs(result, args, ["activationtanh-h3"])
+
+
+def test_a_diverging_member_is_frozen_and_flagged_alone(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    grid = """
+grid:
+  model.init_args.optimizer.init_args.lr: [0.1, 1.0e+6]
+"""
+    args = week04(tmp_path, "--model.init_args.net.activation=identity")  # no saturation: lr 1e6 overflows
+    code = sweep_main([*args, "--sweep", sweep_file(tmp_path, grid)], make_cli)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "diverged (non-finite loss) and were frozen: lr1e+06" in out
+    rows = [line for line in out.splitlines() if line.startswith("| lr")]
+    assert rows[0].endswith("| no | no |") and rows[1].endswith("| yes | yes |")
+    assert (tmp_path / "runs/grid_sweep/version_0/results.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("grid:\n  model.init_args.net.widths: [1, 2]\n", "unknown grid key 'model.init_args.net.widths'"),
+        ("grid:\n  model.init_args.optimizer.init_args.lr: []\n", "is an empty list"),
+        ("grid:\n  model.init_args.optimizer.init_args.lr: [fast]\n", "cannot take 'fast'"),
+        ("snapshots: [1]\n", "needs a 'grid:' mapping"),
+    ],
+)
+def test_bad_sweep_files_are_refused_by_key(tmp_path, monkeypatch, text: str, message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SweepError, match=message):
+        run_sweep(make_cli, week04(tmp_path), sweep_file(tmp_path, text))
+    assert not (tmp_path / "runs").exists()  # nothing written
