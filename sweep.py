@@ -40,8 +40,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from callbacks.figures import new_figure
 from models.spec import MLPSpec
-from models.sweep_module import MemberData, StackedData, SweepModule
+from models.sweep_module import MemberData, StackedData, SweepModule, epoch_blocks
 
+BLOCK_BYTES = 64 * 2**20  # the stacked training rows of one Lightning step
 SEED_KEYS = ("model.init_args.net.init_seed", "data.init_args.seed")
 OPTIMIZERS = {"torch.optim.SGD": "sgd", "torch.optim.Adam": "adam"}
 OPTIMIZER_ARGS = {
@@ -168,21 +169,26 @@ def plan_stacks(members: list[Member], max_members: int) -> list[list[Member]]:
     return [group[i : i + max_members] for group in groups.values() for i in range(0, len(group), max_members)]
 
 
+def epochs_per_step(stack: list[Member], epochs: int) -> int:
+    """Notebook epochs per Lightning step: as many as fit a stacked block of BLOCK_BYTES."""
+    x = stack[0].data.x_train
+    epoch_bytes = len(stack) * x.numel() * 8
+    return max(1, min(epochs, BLOCK_BYTES // epoch_bytes))
+
+
 def train_stack(
     stack: list[Member], epochs: int, snapshots: list[int], dtype: torch.dtype, logger: TensorBoardLogger
 ) -> SweepModule:
     first = stack[0]
+    names = [m.name for m in stack]
+    lrs = [m.lr for m in stack]
     module = SweepModule(
-        [m.spec for m in stack],
-        [m.lr for m in stack],
-        first.optimizer,
-        first.rows_per_update,
-        snapshots,
-        [m.name for m in stack],
+        [m.spec for m in stack], lrs, first.optimizer, first.rows_per_update, snapshots, names, epochs
     ).to(dtype)
-    data = StackedData([m.data for m in stack], first.batch_size, first.shuffle)
+    blocks = epoch_blocks(epochs, epochs_per_step(stack, epochs), snapshots)
+    data = StackedData([m.data for m in stack], first.batch_size, first.shuffle, blocks)
     trainer = pl.Trainer(
-        max_epochs=epochs,
+        max_epochs=len(blocks),
         precision="64-true" if dtype == torch.float64 else "32-true",
         logger=logger,
         enable_checkpointing=False,

@@ -32,6 +32,8 @@ from models.manual_net import LayerChain
 from models.spec import MLPSpec
 from models.stacked_optim import StackedAdam, StackedSGD
 
+MEMBER_CURVES_MAX = 100  # above this many members a stack logs the members' mean loss only
+
 
 @dataclass
 class MemberData:
@@ -44,41 +46,71 @@ class MemberData:
     seed: int
 
 
-class StackedEpochLoader:
-    """Per epoch, each member's batches in that member's own order (its DataModule's permutation),
-    stacked: x (M, rows, features), y (M, rows). Lightning calls ``sampler.set_epoch``."""
+def epoch_blocks(epochs: int, epochs_per_step: int, snapshots: list[int]) -> list[range]:
+    """Notebook epochs (1-based) per Lightning epoch: runs of at most ``epochs_per_step`` that end at
+    every snapshot, so each snapshot is read at a block boundary."""
+    blocks, start = [], 1
+    for stop in sorted({*(e for e in snapshots if e < epochs), epochs}):
+        while start <= stop:
+            end = min(start + epochs_per_step - 1, stop)
+            blocks.append(range(start, end + 1))
+            start = end + 1
+    return blocks
 
-    def __init__(self, members: list[MemberData], batch_size: int, shuffle: bool) -> None:
-        self.members, self.batch_size = members, batch_size
+
+class StackedEpochLoader:
+    """One stacked batch per Lightning epoch: every notebook epoch of its block, each member's rows
+    in that member's own order for that epoch (its DataModule's permutation), concatenated:
+    x (M, rows, features), y (M, rows). Lightning calls ``sampler.set_epoch`` with the block index."""
+
+    def __init__(self, members: list[MemberData], batch_size: int, shuffle: bool, blocks: list[range]) -> None:
+        self.members, self.blocks = members, blocks
         n = len(members[0].x_train)
         self.orders = [EpochPermutation(n, shuffle, m.seed) for m in members]
-        self.slices = rank_batch_slices(n, batch_size, 0, 1, drop_last=False)
+        self.batches = rank_batch_slices(n, batch_size, 0, 1, drop_last=False)
+        self.block = blocks[0]
         self.sampler = self  # Lightning looks for sampler.set_epoch, as on a DataLoader
         self.batch_sampler = None
 
-    def set_epoch(self, epoch: int) -> None:
-        for order in self.orders:
-            order.set_epoch(epoch)
+    def set_epoch(self, block: int) -> None:
+        self.block = self.blocks[block]
 
     def __len__(self) -> int:
-        return len(self.slices)
+        return 1
+
+    def chunks(self, rows_per_update: int | None) -> list[list[slice]]:
+        """Per notebook epoch of the current block, the rows of each update within the stacked batch."""
+        per_epoch, offset = [], 0
+        for _ in self.block:
+            epoch_chunks = []
+            for batch in self.batches:
+                rows = batch.stop - batch.start
+                epoch_chunks += [
+                    slice(offset + c.start, offset + c.stop) for c in row_chunks(rows, rows_per_update or rows)
+                ]
+                offset += rows
+            per_epoch.append(epoch_chunks)
+        return per_epoch
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        orders = [torch.from_numpy(o.order()) for o in self.orders]
-        for rows in self.slices:
-            yield (
-                torch.stack([m.x_train[order[rows]] for m, order in zip(self.members, orders)]),
-                torch.stack([m.y_train[order[rows]] for m, order in zip(self.members, orders)]),
-            )
+        xs, ys = [], []
+        for epoch in self.block:
+            for order in self.orders:
+                order.set_epoch(epoch - 1)  # the single run's epoch index, 0-based
+            orders = [torch.from_numpy(o.order()) for o in self.orders]
+            for rows in self.batches:
+                xs.append(torch.stack([m.x_train[order[rows]] for m, order in zip(self.members, orders)]))
+                ys.append(torch.stack([m.y_train[order[rows]] for m, order in zip(self.members, orders)]))
+        yield torch.cat(xs, dim=1), torch.cat(ys, dim=1)
 
 
 class StackedData(pl.LightningDataModule):
-    def __init__(self, members: list[MemberData], batch_size: int, shuffle: bool) -> None:
+    def __init__(self, members: list[MemberData], batch_size: int, shuffle: bool, blocks: list[range]) -> None:
         super().__init__()
-        self.members, self.batch_size, self.shuffle = members, batch_size, shuffle
+        self.members, self.batch_size, self.shuffle, self.blocks = members, batch_size, shuffle, blocks
 
     def train_dataloader(self) -> StackedEpochLoader:
-        return StackedEpochLoader(self.members, self.batch_size, self.shuffle)
+        return StackedEpochLoader(self.members, self.batch_size, self.shuffle, self.blocks)
 
 
 def padded_stack(arrays: list[np.ndarray], shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -103,13 +135,14 @@ class SweepModule(pl.LightningModule):
         rows_per_update: int | None,
         snapshots: list[int],
         names: list[str],
+        epochs: int,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         widest = [max(sizes) for sizes in zip(*(s.hidden_sizes for s in specs))]
         self.spec = MLPSpec(**{**specs[0].__dict__, "hidden_sizes": widest})
         self.specs, self.names, self.snapshots = specs, names, sorted(snapshots)
-        self.rows_per_update = rows_per_update
+        self.rows_per_update, self.epochs = rows_per_update, epochs
         self.diverged_at: list[int | None] = [None] * len(specs)
         self.results: list[dict[str, object]] = []
         sizes = self.spec.layer_sizes
@@ -131,7 +164,7 @@ class SweepModule(pl.LightningModule):
         self.optimizer_name, self.optimizer_kwargs = name, kwargs
         self.optimizer: StackedSGD | StackedAdam | None = None
         self.optimizer_state: dict[str, object] | None = None
-        self.epoch_losses: list[np.ndarray] = []
+        self.train_losses: list[np.ndarray] = []  # per notebook epoch, one loss per member
 
     # ---- the stack as arrays: NumPy views on the CPU, the tensors themselves elsewhere --------
     def arrays(self, t: Tensor) -> np.ndarray | Tensor:
@@ -169,26 +202,31 @@ class SweepModule(pl.LightningModule):
 
     @torch.no_grad()
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x, y = batch  # (M, rows, features), (M, rows)
-        x = x.to(self.dtype)
+        x, y = batch  # (M, rows of every epoch in the block, features), (M, rows)
+        x, y = self.arrays(x.to(self.dtype)), self.arrays(y)
         self.params = self.stacked_params()
-        chunks = row_chunks(x.shape[1], self.rows_per_update or x.shape[1])
-        with np.errstate(all="ignore"):  # a diverging member's overflow is reported below, not warned
-            losses, _ = update_loop(self.chain(), self.arrays(x), self.arrays(y), chunks, self.step)
-        self.epoch_losses += [np.asarray(torch.as_tensor(loss).cpu()) for loss in losses]  # each (M,)
+        loader = self.trainer.train_dataloader
+        chain = self.chain()
+        for epoch, chunks in zip(loader.block, loader.chunks(self.rows_per_update)):
+            with np.errstate(all="ignore"):  # a diverging member's overflow is reported below, not warned
+                losses, _ = update_loop(chain, x, y, chunks, self.step)
+            train_loss = np.stack([np.asarray(torch.as_tensor(loss).cpu()) for loss in losses]).mean(0)  # (M,)
+            self.end_of_epoch(epoch, train_loss)
 
-    def on_train_epoch_end(self) -> None:
-        epoch = self.current_epoch + 1
-        train_loss = np.stack(self.epoch_losses).mean(0)  # (M,): the mean over the epoch's updates
-        self.epoch_losses = []
+    def end_of_epoch(self, epoch: int, train_loss: np.ndarray) -> None:
+        """Freeze members that diverged; log the epoch's losses at their own epoch; read snapshots."""
         for m in np.flatnonzero(~np.isfinite(train_loss)):
             if self.diverged_at[m] is None:
                 self.diverged_at[m] = epoch
                 self.optimizer.lr[m] = 0.0  # frozen: the others go on
-        finite = train_loss[np.isfinite(train_loss)]
-        if len(finite):
-            self.log("train/loss_members_mean", float(finite.mean()), prog_bar=True)
-        if epoch in self.snapshots or epoch == self.trainer.max_epochs:
+        self.train_losses.append(train_loss)
+        if self.logger is not None:  # at its own notebook epoch; one curve per member for grids a person reads
+            finite = train_loss[np.isfinite(train_loss)]
+            metrics = {"train/loss_members_mean": float(finite.mean())} if len(finite) else {}
+            if len(self.names) <= MEMBER_CURVES_MAX:
+                metrics.update({f"train_loss/{name}": float(v) for name, v in zip(self.names, train_loss)})
+            self.logger.log_metrics(metrics, step=epoch)
+        if epoch in self.snapshots or epoch == self.epochs:
             self.results += self.evaluate(epoch, train_loss)
 
     @torch.no_grad()
