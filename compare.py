@@ -22,11 +22,12 @@ import torch
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
-from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from callbacks.figures import loss_comparison_figure
-from callbacks.tensorboard_dashboard import TensorBoardDashboard
+from callbacks.tensorboard_compare import write_comparison
+from callbacks.tensorboard_dashboard import TensorBoardDashboard, tensorboard_command
+from callbacks.tensorboard_logger import EpochTensorBoardLogger
 from callbacks.weights_export import format_weights, notebook_weights
 from models.heads import predicted_classes
 from models.lightning_modules import MLPModule
@@ -43,9 +44,18 @@ class RunRecorder(pl.Callback):
     def __init__(self) -> None:
         self.initial: dict[str, Tensor] = {}
         self.first_epoch_inputs: list[Tensor] = []
+        self.epoch_weights: list[dict[str, Tensor]] = []  # the net's weights at start and after each epoch
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.initial = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+        self.epoch_weights = [self._net_weights(pl_module)]
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.epoch_weights.append(self._net_weights(pl_module))
+
+    @staticmethod
+    def _net_weights(pl_module: pl.LightningModule) -> dict[str, Tensor]:
+        return {k: v.detach().clone() for k, v in pl_module.net.state_dict().items()}
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: object, batch_idx: int
@@ -89,7 +99,7 @@ def compare_logger(cli: LightningCLI, version: int | None) -> TensorBoardLogger:
     name = f"{getattr(configured, 'name', None) or 'lightning_logs'}_compare"
     if version is None:
         version = next_version(Path(save_dir) / name)
-    return TensorBoardLogger(save_dir, name=name, version=f"version_{version}", default_hp_metric=False)
+    return EpochTensorBoardLogger(save_dir, name=name, version=f"version_{version}", default_hp_metric=False)
 
 
 @torch.no_grad()
@@ -105,16 +115,18 @@ def test_confusion(module: MLPModule, datamodule: pl.LightningDataModule) -> np.
 def fit_and_test(make_cli: Callable[..., LightningCLI], args: list[str], label: str, parent: TensorBoardLogger | None):
     cli = make_cli([*args, "--model", MODELS[label]], run=False)
     parent = parent or compare_logger(cli, None)
-    cli.trainer.logger = TensorBoardLogger(
+    cli.trainer.logger = EpochTensorBoardLogger(
         parent.save_dir, name=parent.name, version=f"{parent.version}/{label}", default_hp_metric=False
     )
     recorder = RunRecorder()
     cli.trainer.callbacks.append(recorder)
+    dashboards = [c for c in cli.trainer.callbacks if isinstance(c, TensorBoardDashboard)]
+    for dashboard in dashboards:
+        dashboard.print_command = False  # the report prints one command for both runs
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     seconds = time.perf_counter() - start
     metrics = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
-    dashboards = [c for c in cli.trainer.callbacks if isinstance(c, TensorBoardDashboard)]
     run = ModelRun(
         label=label,
         module=cli.model,
@@ -123,7 +135,7 @@ def fit_and_test(make_cli: Callable[..., LightningCLI], args: list[str], label: 
         confusion=test_confusion(cli.model, cli.datamodule),
         seconds=seconds,
         recorder=recorder,
-        step_losses=dashboards[0].step_losses if dashboards else [],
+        step_losses=dashboards[0].update_losses if dashboards else [],
     )
     return run, parent
 
@@ -231,13 +243,14 @@ def report(result: Comparison) -> str:
         verdict(result),
         f"Fit wall time: manual {manual.seconds:.1f} s, native {native.seconds:.1f} s",
         f"Table: {result.run_dir / 'comparison.csv'} (and .md)",
-        f"TensorBoard: tensorboard --logdir {result.run_dir}",
+        f"TensorBoard (both runs, every point): {tensorboard_command(str(result.run_dir), len(manual.step_losses))}",
     ]
     return "\n".join(sections)
 
 
 def write_outputs(result: Comparison) -> None:
-    """The side-by-side table (CSV + markdown) and the overlaid loss curves in the parent directory."""
+    """The side-by-side table (CSV + markdown) in the parent directory; the weight difference per epoch,
+    the overlaid loss curves and the chart layout in the manual run (the parent holds no run)."""
     run_dir = result.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     rows = side_by_side_rows(result)
@@ -249,13 +262,14 @@ def write_outputs(result: Comparison) -> None:
     table += [f"| {r['model']} | {r['precision']} | {r['recall']} | {r['f1']} |" for r in rows]
     markdown = "\n".join(table) + f"\n\n{verdict(result)}\n"
     (run_dir / "comparison.md").write_text(markdown)
-    with SummaryWriter(str(run_dir)) as writer:
-        writer.add_text("compare/summary", markdown)
-        curves = {run.module.display_name: run.step_losses for run in result.runs.values() if run.step_losses}
-        if len(curves) == 2:
-            steps_per_epoch = len(next(iter(curves.values()))) // max(result.runs["manual"].trainer.current_epoch, 1)
-            figure = loss_comparison_figure(curves, steps_per_epoch, "Training loss per step: manual vs autograd")
-            writer.add_figure("compare/loss_curves", figure)
+    manual, native = result.runs["manual"], result.runs["native"]
+    differences = [max_difference(a, b) for a, b in zip(manual.recorder.epoch_weights, native.recorder.epoch_weights)]
+    curves = {run.module.display_name: run.step_losses for run in result.runs.values() if run.step_losses}
+    figure = None
+    if len(curves) == 2:
+        steps_per_epoch = len(next(iter(curves.values()))) // max(manual.trainer.current_epoch, 1)
+        figure = loss_comparison_figure(curves, steps_per_epoch, "Training loss per update: manual vs autograd")
+    write_comparison(Path(manual.trainer.log_dir), differences, markdown, figure, manual.module.spec.is_classifier)
 
 
 def compare_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
