@@ -6,6 +6,7 @@ configs) or ``--model models.NativeModule`` (autograd); the network description 
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 
@@ -17,6 +18,19 @@ from models.lightning_modules import MLPModule
 
 # The modules cast batches to their own dtype in on_after_batch_transfer, on purpose.
 warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
+
+
+class WithoutCloudTips(logging.Filter):
+    """Drops Lightning's "💡 Tip" lines that advertise its cloud services (litlogger, litmodels): this project
+    runs offline and logs to TensorBoard, so the tips are noise in every command's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip")
+
+
+# Lightning prints through Python loggers named after its modules, which its docs invite users to configure
+# ("Console logging"); the tips come through rank_zero_info, whose logger is this one.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(WithoutCloudTips())
 
 
 class BackpropCLI(LightningCLI):
@@ -33,15 +47,18 @@ class BackpropCLI(LightningCLI):
 
 def make_cli(args: list[str] | None = None, run: bool = True) -> BackpropCLI:
     """The CLI over every MLPModule and DataModule; ``args`` and ``run=False`` serve in-process use."""
-    return BackpropCLI(
-        MLPModule,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        args=args,
-        run=run,
-    )
+    with warnings.catch_warnings():
+        if args is not None:  # in-process callers pass their arguments on purpose, whatever sys.argv holds
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")
+        return BackpropCLI(
+            MLPModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,
+            args=args,
+            run=run,
+        )
 
 
 def cli_main(args: list[str] | None = None) -> None:

@@ -23,6 +23,7 @@ from callbacks.batches import collect_rows, datamodule_loader
 from callbacks.tensorboard_dashboard import tensorboard_writer
 from models.base_net import MLPParameters
 from models.heads import predicted_classes
+from reporting.tables import markdown_table
 
 COLUMNS = (
     "timestamp",
@@ -91,13 +92,11 @@ def append_rows(table: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
     with table.open(newline="") as f:
         all_rows = list(csv.DictReader(f))
-    table.with_suffix(".md").write_text(markdown_table(all_rows))
+    table.with_suffix(".md").write_text(comparison_markdown(all_rows))
 
 
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+def comparison_markdown(rows: list[dict]) -> str:
+    return markdown_table(COLUMNS, [[row[c] for c in COLUMNS] for row in rows]) + "\n"
 
 
 class F1Comparison(pl.Callback):
@@ -130,7 +129,6 @@ class F1Comparison(pl.Callback):
         return Path(root or trainer.default_root_dir) / "f1_comparison.csv"
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        run_dir = trainer.log_dir or ""  # a broadcast under DDP: every rank must ask
         run_dir = trainer.log_dir or ""  # a broadcast under DDP: every rank asks before rank 0 goes on alone
         if not trainer.is_global_zero:  # one evaluation, one writer
             return
@@ -189,7 +187,7 @@ class F1Comparison(pl.Callback):
         ]
 
     def _report(self, trainer: pl.Trainer, table: Path) -> None:
-        text = markdown_table(self.rows)
+        text = comparison_markdown(self.rows)
         missing = ", ".join(f"{k} ({why})" for k, why in self.unavailable.items()) or "none"
         rank_zero_info(
             f"F1 comparison of the final weights across accelerators and dtypes:\n{text}"

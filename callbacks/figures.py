@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 CLASS_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray")
 
 
-def _new_figure(width: float = 6.4, height: float = 4.4) -> Figure:
+def new_figure(width: float = 6.4, height: float = 4.4) -> Figure:
+    """A figure on its own Agg canvas, outside pyplot's global state; the one factory of every plot here."""
     figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
@@ -50,7 +51,7 @@ def loss_curve_figure(
     curves: Mapping[str, Sequence[float]], steps_per_epoch: int | None = None, title: str = "Training loss per step"
 ) -> Figure:
     """One line per run, so several runs overlay in one plot."""
-    figure = _new_figure()
+    figure = new_figure()
     ax = figure.add_subplot()
     _draw_losses(ax, curves, steps_per_epoch)
     ax.set_title(title)
@@ -66,7 +67,7 @@ def loss_comparison_figure(
     (name_a, a), (name_b, b) = [(k, np.asarray(v, dtype=np.float64)) for k, v in curves.items()]
     n = min(len(a), len(b))
     difference = np.abs(a[:n] - b[:n])
-    figure = _new_figure(6.4, 6.0)
+    figure = new_figure(6.4, 6.0)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     _draw_losses(top, curves, steps_per_epoch)
     top.set_title(title)
@@ -89,7 +90,7 @@ def confusion_matrix_figure(confusion: np.ndarray, title: str = "Confusion matri
     k = confusion.shape[0]
     rates = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
     size = 2.8 + 0.5 * k
-    figure = _new_figure(size + 1.0, size)
+    figure = new_figure(size + 1.0, size)
     ax = figure.add_subplot()
     image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
     for i in range(k):
@@ -124,7 +125,7 @@ def decision_boundary_figure(
     regions = probs.argmax(1).reshape(grid_x.shape)
     confidence = probs.max(1).reshape(grid_x.shape)
     k = probs.shape[1]
-    figure = _new_figure()
+    figure = new_figure()
     ax = figure.add_subplot()
     for c in range(k):
         mask = np.where(regions == c, confidence, np.nan)

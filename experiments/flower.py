@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from callbacks.figures import new_figure
 from callbacks.weights_export import notebook_weights
 from experiments.probe import EpochProbe
-from experiments.report import Report, new_figure, table
+from experiments.report import Report
 from experiments.runner import run
 from models.init import initial_parameters
+from reporting.tables import markdown_table
 
 # The notebook's printed BCE over its training rows (its output stops at epoch 340 / 270).
 NOTEBOOK_MANUAL = {0: 0.6953976154, 50: 0.6993148162, 100: 0.6955322222, 150: 0.6873939615, 200: 0.6746761329,
@@ -48,7 +50,7 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
     (layer1, bias1), (layer2, bias2) = initial_parameters(manual.module.spec)
     start = as_notebook_names({"W1": layer1.T, "W2": layer2.T, "b1": bias1, "b2": bias2})
     final = as_notebook_names(notebook_weights(manual.module))
-    weights_table = table(
+    weights_table = markdown_table(
         ["", *NOTEBOOK_NAMES],
         [["initial (ours = notebook's)", *[f"{v:.16f}" for v in start]], [f"after {epochs} epochs", *final]],
     )
@@ -75,7 +77,9 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         "independent replay of the notebook's scalar loop to 1e-12 (`tests/test_flower_notebook.py`). "
         "Torch: nn.Linear init, autograd, full-batch SGD lr 0.01 (`... configs/experiments/flower_torch.yaml`).",
         weights_table,
-        table(["epoch", "hand-derived (ours)", "hand-derived (notebook)", "torch (ours)", "torch (notebook)"], rows),
+        markdown_table(
+            ["epoch", "hand-derived (ours)", "hand-derived (notebook)", "torch (ours)", "torch (notebook)"], rows
+        ),
         image,
         f"Final train accuracy: hand-derived {manual.last['train/accuracy']:.3f}, "
         f"torch {torch_run.last['train/accuracy']:.3f}.",
@@ -88,6 +92,6 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         f"0.65) after {leaves_plateau} epochs, while full-batch SGD "
         "at lr 0.01 (one update per epoch, 100 times fewer than per-example) creeps down as the notebook's does.",
         "<details><summary>Loss every 10 epochs (ours)</summary>\n\n"
-        + table(["epoch", "hand-derived", "torch"], every10)
+        + markdown_table(["epoch", "hand-derived", "torch"], every10)
         + "\n\n</details>",
     )

@@ -11,6 +11,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+needs_debian_fashion = pytest.mark.skipif(
+    not DEBIAN_FASHION.is_dir(),
+    reason=f"needs {DEBIAN_FASHION}: apt-get install -y dataset-fashion-mnist (CI installs it, see .ci/run)",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Multi-process tests are slow by nature: ``ddp`` implies ``slow``, so ``-m "not slow"`` leaves them out."""
+    for item in items:
+        if item.get_closest_marker("ddp"):
+            item.add_marker(pytest.mark.slow)
+
 
 def quiet_trainer(tmp_path: Path, **overrides: object) -> pl.Trainer:
     kwargs: dict[str, object] = dict(
@@ -22,6 +35,7 @@ def quiet_trainer(tmp_path: Path, **overrides: object) -> pl.Trainer:
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        log_every_n_steps=1,  # the tests' runs have a handful of steps: log each (Lightning warns otherwise)
         default_root_dir=tmp_path,
     )
     kwargs.update(overrides)

@@ -42,6 +42,7 @@ OPTIMIZERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module_class", [ManualModule, NativeModule])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_block_updates_equal_one_update_per_step(tmp_path, module_class, name: str) -> None:

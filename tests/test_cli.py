@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # every test runs train.py in a subprocess
+
 
 def run_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True)
@@ -37,6 +39,7 @@ def test_week04_config_fits_and_tests_for_one_epoch(tmp_path, model: str) -> Non
     out = result.stdout + result.stderr
     assert "week-4 data: synthetic fallback" in out
     assert "Test metrics for" in out and "Confusion matrix" in out and "Predicted class counts" in out
+    assert "💡 Tip" not in out  # Lightning's litlogger/litmodels adverts are filtered out by train.py
     run_dir = tmp_path / "runs" / "week04" / "version_0"
     final = json.loads((run_dir / "weights_final.json").read_text())
     assert final["model"] == model.split(".")[1]

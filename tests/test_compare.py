@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from compare import FLOAT32_TOLERANCE, FLOAT64_TOLERANCE, Comparison, compare_main, verdict
@@ -32,6 +33,7 @@ def compare_args(tmp_path, epochs: int) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_compare_command_on_week04(tmp_path) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "compare", *compare_args(tmp_path, 2)],
@@ -71,6 +73,7 @@ def test_compare_command_on_week04(tmp_path) -> None:
         assert ("compare/loss_curves" in run.Tags()["images"]) == (label == "manual")
 
 
+@pytest.mark.slow
 def test_compare_fails_when_the_runs_differ(tmp_path, capsys) -> None:
     def native_gets_another_learning_rate(args: list[str], run: bool = True):
         extra = ["--model.init_args.optimizer.init_args.lr", "0.2"] if "models.NativeModule" in args else []

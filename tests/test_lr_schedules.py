@@ -113,6 +113,7 @@ def test_ranks_with_unequal_update_counts_are_refused() -> None:
     assert unequal_update_counts([even.batch_rows(r, 2) for r in range(2)], 1) is None
 
 
+@pytest.mark.slow
 def test_one_cycle_from_the_command_line(tmp_path) -> None:
     schedule = '{"class_path": "torch.optim.lr_scheduler.OneCycleLR", "init_args": {"max_lr": 0.3}}'
     monitor = ["--trainer.callbacks+", "LearningRateMonitor", "--trainer.callbacks.logging_interval", "step"]

@@ -130,6 +130,7 @@ def test_manual_and_native_modules_train_to_the_same_weights(tmp_path, name: str
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_week04_reaches_f1_095_and_writes_weight_files(tmp_path) -> None:
     module = ManualModule(MLPSpec(**WEEK04))
     trainer, dm = fit(module, tmp_path, epochs=8, callbacks=[WeightsExport(print_final=False)])
