@@ -99,6 +99,20 @@ def comparison_markdown(rows: list[dict]) -> str:
     return markdown_table(COLUMNS, [[row[c] for c in COLUMNS] for row in rows]) + "\n"
 
 
+TEXT_COLUMNS = ("accelerator", "device", "dtype", "precision", "recall", "f1", "max_logit_diff")
+
+
+def text_report(rows: list[dict], missing: str, table: Path) -> str:
+    """For TensorBoard's Text tab: what the rows share once, then a table of what differs between them."""
+    first = rows[0]
+    shared = f"**{first['model']}**, {first['net']}, on {first['host']} at {first['timestamp']}"
+    differing = markdown_table(TEXT_COLUMNS, [[row[c] for c in TEXT_COLUMNS] for row in rows])
+    return (
+        f"{shared}\n\n{differing}\n\nLargest P/R/F1 difference between rows: {first['max_row_diff']}. "
+        f"Unavailable here: {missing}. Every run's rows: {table} (and .md)."
+    )
+
+
 class F1Comparison(pl.Callback):
     """After test: the final weights on each available accelerator x {float32, float64}, one table row each.
 
@@ -196,4 +210,4 @@ class F1Comparison(pl.Callback):
         )
         writer = tensorboard_writer(trainer)
         if writer is not None:
-            writer.add_text("f1_comparison", f"{text}\n\nUnavailable here: {missing}", trainer.global_step)
+            writer.add_text("f1_comparison", text_report(self.rows, missing, table), trainer.current_epoch)
