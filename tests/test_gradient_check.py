@@ -64,7 +64,8 @@ def examples(spec: MLPSpec, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.rand(n, spec.output_size, generator=generator, dtype=torch.float64)
 
 
-@pytest.mark.parametrize("name", sorted(SPECS))
+# the conv net's finite differences take seconds: in the full run only
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if "conv" in n else n for n in sorted(SPECS)])
 @pytest.mark.parametrize("net_class", [ManualMLP, NativeMLP])
 def test_correct_gradients_pass(name: str, net_class) -> None:
     spec = MLPSpec(**SPECS[name])
@@ -101,6 +102,7 @@ def fit(tmp_path, module, check: GradientCheck, **kwargs):
     return trainer
 
 
+@pytest.mark.slow
 def test_callback_passes_and_logs_every_n_epochs(tmp_path) -> None:
     check = GradientCheck(every_n_epochs=1, stop_on_failure=True)
     logger = TensorBoardLogger(tmp_path, name="gc")

@@ -52,6 +52,7 @@ def steps(events: EventAccumulator, tag: str) -> list[int]:
     return [s.step for s in events.Scalars(tag)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module_class", [ManualModule, NativeModule])
 def test_every_dashboard_entry_is_in_the_event_file(tmp_path, module_class) -> None:
     trainer, events = run(tmp_path, module_class, TensorBoardDashboard())
@@ -141,6 +142,7 @@ def test_non_finite_weights_never_stop_the_dashboard(tmp_path) -> None:
     assert "nan" in text(events, "weights/final") and "inf" in text(events, "weights/final")
 
 
+@pytest.mark.slow
 def test_conv_net_filters_are_drawn(tmp_path) -> None:
     """A conv front's first-layer kernels become one image: 4 tiles of 5x5 weights, 12 pixels each."""
     spec = MLPSpec(
