@@ -26,8 +26,6 @@ def week04_args(tmp_path, *extra: str) -> list[str]:
         "false",
         "--trainer.logger.init_args.save_dir",
         str(tmp_path / "runs"),
-        "--data.train_path",
-        str(tmp_path / "absent.csv"),
         *extra,
     ]
 
@@ -58,12 +56,11 @@ def test_cli_tests_a_checkpoint_saved_by_a_plain_trainer(tmp_path) -> None:
 
     spec = MLPSpec(input_size=2, hidden_sizes=[3, 3], output_size=2, activation="sigmoid", bias=False)
     trainer = quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=50, limit_val_batches=0)
-    trainer.fit(NativeModule(spec), datamodule=Week04DataModule(train_path=str(tmp_path / "absent.csv")))
+    trainer.fit(NativeModule(spec), datamodule=Week04DataModule())
     trainer.save_checkpoint(tmp_path / "plain.ckpt")
     tested = run_cli(
         "test", "--config", str(ROOT / "configs/week04.yaml"), "--ckpt_path", str(tmp_path / "plain.ckpt"),
         "--trainer.enable_progress_bar", "false", "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--data.train_path", str(tmp_path / "absent.csv"),
     )  # fmt: skip
     assert tested.returncode == 0, tested.stderr[-3000:]
     assert "Test metrics for native (autograd)" in tested.stdout + tested.stderr

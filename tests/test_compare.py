@@ -28,8 +28,6 @@ def compare_args(tmp_path, epochs: int) -> list[str]:
         "false",
         "--trainer.logger.init_args.save_dir",
         str(tmp_path / "runs"),
-        "--data.train_path",
-        str(tmp_path / "absent.csv"),
     ]
 
 
