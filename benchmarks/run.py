@@ -1,7 +1,7 @@
 """Run every benchmark in one process, print the ratios and write docs/BENCHMARKS.md.
 
     python benchmarks/run.py                # all workloads
-    python benchmarks/run.py --only w1 w3   # a subset (w1..w5)
+    python benchmarks/run.py --only w1 w3   # a subset (w1..w6)
 
 Every ratio divides two medians measured in this run, so a slow or busy machine slows both sides.
 """
@@ -17,7 +17,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import w1_week04_sgd, w2_mnist_epoch, w3_lab4_grid, w4_lenet_update, w5_fashion_load  # noqa: E402
+from benchmarks import (  # noqa: E402
+    w1_week04_sgd,
+    w2_mnist_epoch,
+    w3_lab4_grid,
+    w4_lenet_update,
+    w5_fashion_load,
+    w6_dashboard_cost,
+)
 from benchmarks.timing import Timing  # noqa: E402
 from reporting.machine import machine_summary  # noqa: E402
 from reporting.tables import markdown_table  # noqa: E402
@@ -33,7 +40,7 @@ def ratio_table(ratios: dict[str, float], targets: dict[str, float]) -> str:
     for name, value in ratios.items():
         target = targets.get(name)
         met = "" if target is None else ("yes" if value <= target else "no")
-        rows.append([name, f"{value:.2f}x", "" if target is None else f"<= {target:.1f}x", met])
+        rows.append([name, f"{value:.2f}x", "" if target is None else f"<= {target:g}x", met])
     return markdown_table(["ratio", "measured", "target", "met"], rows)
 
 
@@ -120,12 +127,24 @@ def w5_section(result: dict) -> list[str]:
     )
 
 
+def w6_section(result: dict) -> list[str]:
+    return timed_section(
+        "## W6: TensorBoard dashboard cost",
+        "The week-4 fit as shipped (`configs/week04.yaml`: dashboard with 12,000 per-update scalars, histograms every "
+        "3 epochs, graph, HParams, three figures at fit end; gradient check at fit start) against the same fit "
+        "with those callbacks removed.",
+        result,
+        {"dashboard / callbacks_off": 1.25},
+    )
+
+
 WORKLOADS = {  # name: (run it with the number of interleaved rounds, its markdown section)
     "w1": (w1_week04_sgd.run, w1_section),
     "w2": (w2_mnist_epoch.run, w2_section),
     "w3": (lambda repeats: w3_lab4_grid.run(), w3_section),
     "w4": (w4_lenet_update.run, w4_section),
     "w5": (w5_fashion_load.run, w5_section),
+    "w6": (w6_dashboard_cost.run, w6_section),
 }
 
 
