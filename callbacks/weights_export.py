@@ -46,6 +46,13 @@ def notebook_weights(module: pl.LightningModule) -> dict[str, np.ndarray]:
     return out
 
 
+def json_values(weights: np.ndarray) -> list:
+    """Nested lists for JSON, with ``null`` for NaN and infinities (a diverged run), which JSON has no
+    number for: ``json.dumps`` would write a bare ``NaN`` that other readers reject."""
+    finite = np.isfinite(weights)
+    return weights.tolist() if finite.all() else np.where(finite, weights, None).tolist()
+
+
 def format_weights(weights: dict[str, np.ndarray]) -> str:
     with np.printoptions(precision=6, suppress=True):
         return "\n".join(f"{name} {tuple(w.shape)}:\n{w}" for name, w in weights.items())
@@ -71,7 +78,7 @@ class WeightsExport(pl.Callback):
             "model": type(module).__name__,
             "epoch": trainer.current_epoch,
             "global_step": trainer.global_step,
-            "weights": {k: v.tolist() for k, v in weights.items()},
+            "weights": {k: json_values(v) for k, v in weights.items()},
         }
         # Indented for the small course nets people read; compact (and C-encoded, ~10x faster) for MNIST-size ones.
         readable = sum(w.size for w in weights.values()) <= READABLE_MAX_VALUES

@@ -5,7 +5,9 @@ What the TensorBoard web page then shows for a ``compare`` run: tests/test_tenso
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import lightning.pytorch as pl
@@ -18,7 +20,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from callbacks.tensorboard_dashboard import UPDATE_LOSS_TAG, TensorBoardDashboard, tensorboard_writer
 from callbacks.tensorboard_hparams import VALIDATION_IS_TEST, validation_source
 from callbacks.tensorboard_logger import EpochTensorBoardLogger
-from callbacks.weights_export import layout_text
+from callbacks.weights_export import WeightsExport, layout_text
 from datamodules.toy import ToyDataModule
 from datamodules.week04 import Week04DataModule
 from models import ManualModule, MLPSpec, NativeModule
@@ -134,12 +136,21 @@ class PoisonWeights(pl.Callback):
 # torchmetrics drops the NaN losses of the poisoned net from its means, and says so: expected here.
 @pytest.mark.filterwarnings("ignore:Encountered `nan` values in tensor:UserWarning")
 def test_non_finite_weights_never_stop_the_dashboard(tmp_path) -> None:
+    export = WeightsExport(print_final=False)
     with pytest.warns(UserWarning, match="weights/net.layers.0.weight has non-finite values"):
-        _, events = run(tmp_path, ManualModule, TensorBoardDashboard(), epochs=1, batches=5, extra=[PoisonWeights()])
+        trainer, events = run(
+            tmp_path, ManualModule, TensorBoardDashboard(), epochs=1, batches=5, extra=[PoisonWeights(), export]
+        )
     histogram = events.Histograms("weights/net.layers.0.weight")[-1].histogram_value
     assert histogram.num == 6 - 2 and np.isfinite([histogram.min, histogram.max]).all()  # the finite entries
     assert {"figures/loss_curve", "figures/decision_boundary"} <= set(events.Tags()["images"])
     assert "nan" in text(events, "weights/final") and "inf" in text(events, "weights/final")
+
+    def reject(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    saved = json.loads(Path(trainer.log_dir, "weights_final.json").read_text(), parse_constant=reject)
+    assert saved["weights"]["W1"][0][0] is None and saved["weights"]["W1"][1][0] is None  # W1 = layers.0.weight.T
 
 
 @pytest.mark.slow
