@@ -80,7 +80,10 @@ class BackpropCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except ValueError as error:
-            raise as_config_error(error) from error
+            refused = as_config_error(error)
+            if refused is error:
+                raise
+            raise refused from error
 
     def before_fit(self) -> None:
         self.check_before_run("fit")
@@ -131,6 +134,7 @@ class BackpropCLI(LightningCLI):
 
 def make_cli(args: list[str] | None = None, run: bool = True) -> BackpropCLI:
     """The CLI over every MLPModule and DataModule; ``args`` and ``run=False`` serve in-process use."""
+    RUN_ADVICE.advice = ""  # a running subcommand sets its own in check_before_run; none is left from before
     with warnings.catch_warnings():
         if args is not None:  # in-process callers pass their arguments on purpose, whatever sys.argv holds
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")
