@@ -54,13 +54,24 @@ def as_config_error(error: ValueError) -> ValueError:
     return error
 
 
-def user_message(error: BaseException) -> str | None:
+def checkpoint_argument(argv: list[str]) -> str | None:
+    """The ``--ckpt_path`` given on the command line, if any, to name it in a message."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--ckpt_path="):
+            return arg.split("=", 1)[1]
+        if arg == "--ckpt_path" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def user_message(error: BaseException, checkpoint: str | None = None) -> str | None:
     """The one message to show for an error the user can fix, or None for a bug."""
     for cause in causes(error):
         if isinstance(cause, USER_ERRORS):
             return str(cause)
         if "weights_only" in str(cause):  # torch refused to unpickle: its advice to disable that is unsafe
             return (
+                f"{f'--ckpt_path {checkpoint}: ' if checkpoint else ''}"
                 "the checkpoint could not be loaded: it holds objects that are not plain weights, so it is not a "
                 "checkpoint written by this project's train.py (or it was altered). Pass a .ckpt from "
                 "runs/<name>/version_<n>/checkpoints/."
@@ -105,9 +116,9 @@ def remove_if_empty(run_dir: Path) -> bool:
     return True
 
 
-def report_and_exit(error: BaseException, run_dirs: list[Path]) -> None:
+def report_and_exit(error: BaseException, run_dirs: list[Path], argv: list[str]) -> None:
     """Print the user's message and exit 2, or re-raise a bug (or anything, with BACKPROP_TRACEBACK=1)."""
-    message = user_message(error)
+    message = user_message(error, checkpoint_argument(argv))
     if message is None or os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
         raise error
     removed = [str(d) for d in run_dirs if remove_if_empty(d)]

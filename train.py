@@ -161,7 +161,7 @@ def cli_main(args: list[str] | None = None) -> None:
             raise SystemExit(compare_main(argv[1:], make_cli))
         make_cli(args)
     except Exception as error:
-        report_and_exit(error, PLANNED_RUN_DIRS)
+        report_and_exit(error, PLANNED_RUN_DIRS, argv)
 
 
 if __name__ == "__main__":

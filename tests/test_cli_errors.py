@@ -164,6 +164,7 @@ def test_an_unsafe_checkpoint_is_refused_without_unsafe_advice(bad_checkpoints, 
     path = bad_checkpoints / "pickled.ckpt"
     check_checkpoint(path)  # a sound zip: only the loader can tell
     line = fails_with_one_message(flower_args(bad_checkpoints, f"--ckpt_path={path}", command="test"), capsys)
+    assert f"--ckpt_path {path}: the checkpoint could not be loaded" in line
     assert "not a checkpoint written by this project's train.py" in line
     assert "weights_only" not in line
 
