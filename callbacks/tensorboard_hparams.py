@@ -22,6 +22,7 @@ from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 from torch.utils.tensorboard import SummaryWriter
 
 VALIDATION_IS_TEST = "test split (no validation split)"
+TEST_IS_TRAIN = "none (and the test rows are the training rows)"
 HParamValue = bool | int | float | str
 
 TICKED = ("module", "lr", "hidden sizes", "seed", "validation")  # shown by default in the HParams table
@@ -39,16 +40,20 @@ def module_label(module: pl.LightningModule) -> str:
     return type(module).__name__.removesuffix("Module").lower() or type(module).__name__
 
 
+def same_rows(a: tuple | None, b: tuple | None) -> bool:
+    return a is not None and b is not None and a[0].shape == b[0].shape and torch.equal(a[0], b[0])
+
+
 def validation_source(datamodule: pl.LightningDataModule | None) -> str:
-    """``held out``, or :data:`VALIDATION_IS_TEST` when the val rows are the test rows, or ``none``."""
+    """``held out``, or :data:`VALIDATION_IS_TEST` when the val rows are the test rows, or ``none``
+    (saying so when the test rows are the training rows, as in Lab 4)."""
     tensors = getattr(datamodule, "tensors", None)
     if tensors is None:
         return "unknown"
-    val, test = tensors("val"), tensors("test")
+    train, val, test = tensors("train"), tensors("val"), tensors("test")
     if val is None:
-        return "none"
-    same = test is not None and val[0].shape == test[0].shape and torch.equal(val[0], test[0])
-    return VALIDATION_IS_TEST if same else "held out"
+        return TEST_IS_TRAIN if same_rows(test, train) else "none"
+    return VALIDATION_IS_TEST if same_rows(val, test) else "held out"
 
 
 def _initial_lr(trainer: pl.Trainer) -> tuple[str, float] | None:

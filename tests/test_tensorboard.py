@@ -18,13 +18,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from callbacks.tensorboard_dashboard import UPDATE_LOSS_TAG, TensorBoardDashboard, tensorboard_writer
-from callbacks.tensorboard_hparams import VALIDATION_IS_TEST, validation_source
+from callbacks.tensorboard_hparams import TEST_IS_TRAIN, VALIDATION_IS_TEST, validation_source
 from callbacks.tensorboard_logger import EpochTensorBoardLogger
 from callbacks.weights_export import WeightsExport, layout_text
+from datamodules import CSVDataModule
 from datamodules.toy import ToyDataModule
 from datamodules.week04 import Week04DataModule
 from models import ManualModule, MLPSpec, NativeModule
-from tests.conftest import quiet_trainer
+from tests.conftest import ROOT, quiet_trainer
 
 WEEK04 = dict(input_size=2, hidden_sizes=[3, 3], output_size=2, activation="sigmoid", bias=False, init_std=0.2)
 EPOCH_TAGS = [f"{stage}/{name}_epoch" for stage in ("train", "val", "test") for name in ("loss", "accuracy", "f1")]
@@ -235,3 +236,9 @@ def test_validation_source_says_when_val_is_the_test_split() -> None:
     held_out = ToyDataModule("moons", val_size=0.2)
     held_out.setup("fit")
     assert validation_source(held_out) == "held out"
+    lab04 = CSVDataModule(
+        train_path=str(ROOT / "data/lab04/train.csv"), test_path=str(ROOT / "data/lab04/train.csv"), label="score",
+        task="regression", target_scale=100, normalize="max", batch_size=3,
+    )  # fmt: skip
+    lab04.setup("fit")
+    assert validation_source(lab04) == TEST_IS_TRAIN
