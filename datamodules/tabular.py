@@ -160,8 +160,9 @@ class CSVDataModule(TensorDataModule):
         return float(self._fitted()["target_scale"])
 
     def setup(self, stage: str | None = None) -> None:
-        """Fitting reads the training file now; other stages wait for a checkpoint's state (loaded after setup)."""
-        if stage in (None, "fit"):
+        """Fitting reads the training file now (once: the CLI's check before the run already may have);
+        other stages wait for a checkpoint's state (loaded after setup)."""
+        if stage in (None, "fit") and not self.state:
             self.fit_state()
 
     def _fitted(self) -> dict[str, object]:
