@@ -29,6 +29,8 @@ from compare import compare_main
 from tests.conftest import ROOT
 from train import make_cli
 
+pytestmark = pytest.mark.slow  # a real compare run and a TensorBoard server: about 10 s; in the full run and CI
+
 EPOCHS = 3
 UPDATES = EPOCHS * 400  # week 4: 400 single-example updates per epoch
 SHOWN = 5  # TensorBoard's HParams table ticks the first five hyper-parameters and metrics
