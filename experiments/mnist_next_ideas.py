@@ -10,10 +10,12 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
+from callbacks.figures import new_figure
 from compare import max_difference
 from experiments.probe import EpochProbe
-from experiments.report import Report, new_figure, table
+from experiments.report import Report
 from experiments.runner import CONFIGS, RunResult, run
+from reporting.tables import markdown_table
 
 NEXT_IDEAS = CONFIGS / "next_ideas"
 BASE = "fashion_mnist_mlp"
@@ -102,7 +104,7 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         "### Next ideas (optional configs): dropout, LeNet-style CNN, OneCycle",
         f"{epochs} epochs each, SGD with batches of 128 as above, test metrics after the last epoch. Each idea is a "
         "config layered on the MLP config, so each row differs from the first in that one respect.",
-        table(["run", "val accuracy", "test accuracy", "test loss", "fit s", "command"], rows, digits=4),
+        markdown_table(["run", "val accuracy", "test accuracy", "test loss", "fit s", "command"], rows, digits=4),
         image,
         f"OneCycle made {one_cycle.trainer.global_step} updates and its schedule spans exactly that many "
         f"(total_steps {one_cycle.trainer.lr_scheduler_configs[0].scheduler.total_steps}, filled in from the run). "

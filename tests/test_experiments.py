@@ -12,6 +12,7 @@ from experiments.probe import EpochProbe
 from experiments.runner import CONFIGS, QUIET, run
 from models.lightning_modules import MLPModule
 from models.spec import MLPSpec
+from tests.conftest import needs_debian_fashion
 from train import make_cli
 
 
@@ -39,6 +40,7 @@ def test_weights_only_file_reloads_into_a_new_module(tmp_path) -> None:
     assert 0 < scaled < 1 and points == scaled * 100
 
 
+@pytest.mark.slow
 def test_quick_run_writes_tables_with_numbers(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # run_all moves to the project root; monkeypatch moves back afterwards
     path = run_all.main(["--quick", "--only", "lab04", "week04", "--out", str(tmp_path), "--work-dir", str(tmp_path)])
@@ -74,6 +76,8 @@ def test_next_idea_configs_layer_on_the_mlp_config(layer: str) -> None:
         assert spec == MLPSpec.lenet(init_seed=42)  # the preset the W4 benchmark times
 
 
+@pytest.mark.slow
+@needs_debian_fashion
 def test_lenet_trains_the_same_by_hand_and_by_autograd_in_float64() -> None:
     """One block of 40 updates on real Fashion-MNIST: hand-derived conv, pooling and dense gradients follow
     autograd's trajectory to rounding."""
@@ -91,6 +95,8 @@ def test_lenet_trains_the_same_by_hand_and_by_autograd_in_float64() -> None:
         assert not torch.equal(a, initial.to(a))  # they did train
 
 
+@pytest.mark.slow
+@needs_debian_fashion
 def test_one_cycle_config_spans_the_run(tmp_path) -> None:
     # With its logger: the layer adds a LearningRateMonitor, which logs the schedule to TensorBoard.
     overrides = [*ONE_BLOCK, f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.enable_progress_bar=false"]
