@@ -218,11 +218,11 @@ def markdown_comparison(rows: list[dict[str, str]]) -> str:
 
 def report(result: Comparison) -> str:
     manual, native = result.runs["manual"], result.runs["native"]
-    steps = manual.trainer.global_step
+    steps = manual.module.updates_done
     yes = {True: "yes", False: "NO"}
     sections = [
         "Hand-derived (manual) vs autograd (native): one config, two Trainers",
-        f"  {manual.trainer.current_epoch} epochs, {steps} optimizer steps each, precision {manual.trainer.precision}",
+        f"  {manual.trainer.current_epoch} epochs, {steps} optimizer updates each, precision {manual.trainer.precision}",
         f"  identical initial weights: {yes[result.same_start]}; "
         f"identical data order (epoch 1): {yes[result.same_order]}",
         "",

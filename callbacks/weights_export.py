@@ -77,7 +77,7 @@ class WeightsExport(pl.Callback):
             "layout": layout_text(weights),
             "model": type(module).__name__,
             "epoch": trainer.current_epoch,
-            "global_step": trainer.global_step,
+            "updates": getattr(module, "updates_done", trainer.global_step),
             "weights": {k: json_values(v) for k, v in weights.items()},
         }
         # Indented for the small course nets people read; compact (and C-encoded, ~10x faster) for MNIST-size ones.
