@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,14 +21,14 @@ import torch
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
-from torch.utils.tensorboard import SummaryWriter
-from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from callbacks.figures import loss_comparison_figure
-from callbacks.tensorboard_dashboard import TensorBoardDashboard
+from callbacks.tensorboard_compare import write_comparison
+from callbacks.tensorboard_dashboard import TensorBoardDashboard, tensorboard_command
+from callbacks.tensorboard_logger import EpochTensorBoardLogger
 from callbacks.weights_export import format_weights, notebook_weights
-from models.layers.heads import predicted_classes
 from models.lightning_modules import MLPModule
+from reporting.tables import confusion_table, markdown_table, plain_table
 
 MODELS = {"manual": "models.ManualModule", "native": "models.NativeModule"}
 FLOAT64_TOLERANCE = 1e-9
@@ -38,20 +37,37 @@ USAGE = __doc__
 
 
 class RunRecorder(pl.Callback):
-    """Keeps what the comparison checks: the weights training starts from and epoch 1's input order."""
+    """Keeps what the comparison checks and prints: the weights training starts from, epoch 1's input
+    order, and the test confusion matrix the module's torchmetrics counted."""
 
     def __init__(self) -> None:
         self.initial: dict[str, Tensor] = {}
         self.first_epoch_inputs: list[Tensor] = []
+        self.test_confusion: np.ndarray | None = None
+        self.epoch_weights: list[dict[str, Tensor]] = []  # the net's weights at start and after each epoch
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.initial = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+        self.epoch_weights = [self._net_weights(pl_module)]
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.epoch_weights.append(self._net_weights(pl_module))
+
+    @staticmethod
+    def _net_weights(pl_module: pl.LightningModule) -> dict[str, Tensor]:
+        return {k: v.detach().clone() for k, v in pl_module.net.state_dict().items()}
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: object, batch_idx: int
     ) -> None:
         if trainer.current_epoch == 0:
             self.first_epoch_inputs.append(batch[0].detach())
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Callbacks run before the module's own hook, which resets the metric after its report."""
+        metric = getattr(pl_module, "test_confusion", None)
+        if metric is not None and metric.update_count > 0:
+            self.test_confusion = metric.compute().cpu().numpy()  # on every rank: it syncs across DDP ranks
 
 
 @dataclass
@@ -60,7 +76,7 @@ class ModelRun:
     module: MLPModule
     trainer: pl.Trainer
     metrics: dict[str, float]
-    confusion: np.ndarray
+    confusion: np.ndarray | None
     seconds: float
     recorder: RunRecorder
     step_losses: list[float] = field(default_factory=list)
@@ -89,41 +105,33 @@ def compare_logger(cli: LightningCLI, version: int | None) -> TensorBoardLogger:
     name = f"{getattr(configured, 'name', None) or 'lightning_logs'}_compare"
     if version is None:
         version = next_version(Path(save_dir) / name)
-    return TensorBoardLogger(save_dir, name=name, version=f"version_{version}", default_hp_metric=False)
-
-
-@torch.no_grad()
-def test_confusion(module: MLPModule, datamodule: pl.LightningDataModule) -> np.ndarray:
-    k = module.spec.num_classes
-    total = torch.zeros(k, k, dtype=torch.long)
-    for x, y in datamodule.test_dataloader():
-        preds = predicted_classes(module.spec.head, module.net(x.to(module.device, module.dtype))).cpu()
-        total += multiclass_confusion_matrix(preds, y.reshape(-1).long(), k)
-    return total.numpy()
+    return EpochTensorBoardLogger(save_dir, name=name, version=f"version_{version}", default_hp_metric=False)
 
 
 def fit_and_test(make_cli: Callable[..., LightningCLI], args: list[str], label: str, parent: TensorBoardLogger | None):
     cli = make_cli([*args, "--model", MODELS[label]], run=False)
     parent = parent or compare_logger(cli, None)
-    cli.trainer.logger = TensorBoardLogger(
+    cli.trainer.logger = EpochTensorBoardLogger(
         parent.save_dir, name=parent.name, version=f"{parent.version}/{label}", default_hp_metric=False
     )
     recorder = RunRecorder()
     cli.trainer.callbacks.append(recorder)
+    dashboards = [c for c in cli.trainer.callbacks if isinstance(c, TensorBoardDashboard)]
+    for dashboard in dashboards:
+        dashboard.print_command = False  # the report prints one command for both runs
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     seconds = time.perf_counter() - start
     metrics = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
-    dashboards = [c for c in cli.trainer.callbacks if isinstance(c, TensorBoardDashboard)]
     run = ModelRun(
         label=label,
         module=cli.model,
         trainer=cli.trainer,
         metrics={k: float(v) for k, v in metrics.items()},
-        confusion=test_confusion(cli.model, cli.datamodule),
+        confusion=recorder.test_confusion,
         seconds=seconds,
         recorder=recorder,
-        step_losses=dashboards[0].step_losses if dashboards else [],
+        step_losses=dashboards[0].update_losses if dashboards else [],
     )
     return run, parent
 
@@ -190,32 +198,31 @@ def verdict(result: Comparison) -> str:
 
 
 def format_confusions(result: Comparison) -> str:
-    blocks = []
-    for run in result.runs.values():
-        c = run.confusion
-        width = max(len(str(int(c.max()))), 6) + 1
-        k = c.shape[0]
-        lines = [run.module.display_name, " " * 8 + "".join(f"{'pred ' + str(j):>{width}}" for j in range(k))]
-        lines += [f"{'true ' + str(i):<8}" + "".join(f"{int(v):>{width}}" for v in c[i]) for i in range(k)]
-        blocks.append(lines)
-    column = max(len(line) for lines in blocks for line in lines) + 4
-    return "\n".join("".join(f"{line:<{column}}" for line in row) for row in zip(*blocks))
+    """The runs' confusion matrices side by side, each under its model's name."""
+    blocks = [
+        [run.module.display_name, *confusion_table(run.confusion).splitlines()]
+        for run in result.runs.values()
+        if run.confusion is not None
+    ]
+    column = max((len(line) for lines in blocks for line in lines), default=0) + 4
+    return "\n".join("".join(f"{line:<{column}}" for line in row).rstrip() for row in zip(*blocks))
 
 
 def format_table(rows: list[dict[str, str]]) -> str:
-    width = max(len(r["model"]) for r in rows) + 2
-    lines = [f"{'model':<{width}}{'precision':>11}{'recall':>11}{'f1':>11}"]
-    lines += [f"{r['model']:<{width}}{r['precision']:>11}{r['recall']:>11}{r['f1']:>11}" for r in rows]
-    return "\n".join(lines)
+    return plain_table(list(rows[0]), [list(r.values()) for r in rows])
+
+
+def markdown_comparison(rows: list[dict[str, str]]) -> str:
+    return markdown_table(list(rows[0]), [list(r.values()) for r in rows])
 
 
 def report(result: Comparison) -> str:
     manual, native = result.runs["manual"], result.runs["native"]
-    steps = manual.trainer.global_step
+    steps = manual.module.updates_done
     yes = {True: "yes", False: "NO"}
     sections = [
         "Hand-derived (manual) vs autograd (native): one config, two Trainers",
-        f"  {manual.trainer.current_epoch} epochs, {steps} optimizer steps each, precision {manual.trainer.precision}",
+        f"  {manual.trainer.current_epoch} epochs, {steps} optimizer updates each, precision {manual.trainer.precision}",
         f"  identical initial weights: {yes[result.same_start]}; "
         f"identical data order (epoch 1): {yes[result.same_order]}",
         "",
@@ -231,13 +238,14 @@ def report(result: Comparison) -> str:
         verdict(result),
         f"Fit wall time: manual {manual.seconds:.1f} s, native {native.seconds:.1f} s",
         f"Table: {result.run_dir / 'comparison.csv'} (and .md)",
-        f"TensorBoard: tensorboard --logdir {result.run_dir}",
+        f"TensorBoard (both runs, every point): {tensorboard_command(str(result.run_dir), len(manual.step_losses))}",
     ]
     return "\n".join(sections)
 
 
 def write_outputs(result: Comparison) -> None:
-    """The side-by-side table (CSV + markdown) and the overlaid loss curves in the parent directory."""
+    """The side-by-side table (CSV + markdown) in the parent directory; the weight difference per epoch,
+    the overlaid loss curves and the chart layout in the manual run (the parent holds no run)."""
     run_dir = result.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     rows = side_by_side_rows(result)
@@ -245,17 +253,16 @@ def write_outputs(result: Comparison) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    table = ["| model | precision | recall | f1 |", "|---|---|---|---|"]
-    table += [f"| {r['model']} | {r['precision']} | {r['recall']} | {r['f1']} |" for r in rows]
-    markdown = "\n".join(table) + f"\n\n{verdict(result)}\n"
+    markdown = f"{markdown_comparison(rows)}\n\n{verdict(result)}\n"
     (run_dir / "comparison.md").write_text(markdown)
-    with SummaryWriter(str(run_dir)) as writer:
-        writer.add_text("compare/summary", markdown)
-        curves = {run.module.display_name: run.step_losses for run in result.runs.values() if run.step_losses}
-        if len(curves) == 2:
-            steps_per_epoch = len(next(iter(curves.values()))) // max(result.runs["manual"].trainer.current_epoch, 1)
-            figure = loss_comparison_figure(curves, steps_per_epoch, "Training loss per step: manual vs autograd")
-            writer.add_figure("compare/loss_curves", figure)
+    manual, native = result.runs["manual"], result.runs["native"]
+    differences = [max_difference(a, b) for a, b in zip(manual.recorder.epoch_weights, native.recorder.epoch_weights)]
+    curves = {run.module.display_name: run.step_losses for run in result.runs.values() if run.step_losses}
+    figure = None
+    if len(curves) == 2:
+        steps_per_epoch = len(next(iter(curves.values()))) // max(manual.trainer.current_epoch, 1)
+        figure = loss_comparison_figure(curves, steps_per_epoch, "Training loss per update: manual vs autograd")
+    write_comparison(Path(manual.trainer.log_dir), differences, markdown, figure, manual.module.spec.is_classifier)
 
 
 def compare_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
@@ -263,8 +270,6 @@ def compare_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(USAGE)
         return 0
-    # The two CLIs get the command line's own arguments (plus --model), on purpose.
-    warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
     result = compare(make_cli, args)
     if result.runs["manual"].trainer.is_global_zero:
         print(report(result))

@@ -41,6 +41,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from callbacks.figures import new_figure
 from models.spec import MLPSpec
 from models.sweep_module import MemberData, StackedData, SweepModule, epoch_blocks
+from reporting.tables import markdown_table, plain_table
 
 BLOCK_BYTES = 64 * 2**20  # the stacked training rows of one Lightning step
 SEED_KEYS = ("model.init_args.net.init_seed", "data.init_args.seed")
@@ -202,25 +203,30 @@ def train_stack(
     return module
 
 
+CLASSIFICATION_COLUMNS = ["test_accuracy", "test_precision", "test_recall", "test_f1"]
+
+
 def results_table(rows: list[dict[str, Any]], axes: list[str]) -> tuple[list[str], list[list[str]]]:
-    columns = ["member", *(short_name(a, "").rstrip("h") or a for a in axes), "epoch", "train_loss", "test_accuracy"]
-    columns += ["test_precision", "test_recall", "test_f1", "collapsed", "diverged"]
+    """One row per member and snapshot: its axis values, losses and test figures, and flags."""
+    classifier = bool(rows) and "test_f1" in rows[0]
+    figures = ["train_loss", "test_loss", *(CLASSIFICATION_COLUMNS if classifier else ["test_mse"])]
+    flags = ["collapsed", "diverged"] if classifier else ["diverged"]
+    columns = ["member", *(a.rsplit(".", 1)[-1] for a in axes), "epoch", *figures, *flags]
     body = []
     for row in rows:
         values = [row["member"], *(json.dumps(row["values"][a]) for a in axes), str(row["epoch"])]
-        values += [f"{row[k]:.6g}" for k in ("train_loss", "test_accuracy", "test_precision", "test_recall", "test_f1")]
-        values += ["yes" if row["collapsed"] else "no", "yes" if row["diverged"] else "no"]
+        values += [f"{row[k]:.6g}" for k in figures] + ["yes" if row[k] else "no" for k in flags]
         body.append(values)
     return columns, body
 
 
-def markdown(columns: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body]) + "\n"
+def main_metric(rows: list[dict[str, Any]]) -> str:
+    return "test_f1" if rows and "test_f1" in rows[0] else "test_mse"
 
 
 def heat_map(rows: list[dict[str, Any]], axes: list[str], epoch: int, path: Path) -> None:
-    """Mean test F1 (over the other axes) on a grid of the first two axes, at one snapshot epoch."""
+    """Mean test F1 (or test MSE for regression), over the other axes, on a grid of the first two axes."""
+    metric = main_metric(rows)
     first, second = axes[0], axes[1] if len(axes) > 1 else None
     xs = list(dict.fromkeys(json.dumps(r["values"][first]) for r in rows))
     ys = list(dict.fromkeys(json.dumps(r["values"][second]) for r in rows)) if second else [""]
@@ -228,7 +234,7 @@ def heat_map(rows: list[dict[str, Any]], axes: list[str], epoch: int, path: Path
     for j, y in enumerate(ys):
         for i, x in enumerate(xs):
             f1 = [
-                r["test_f1"]
+                r[metric]
                 for r in rows
                 if r["epoch"] == epoch
                 and json.dumps(r["values"][first]) == x
@@ -237,14 +243,15 @@ def heat_map(rows: list[dict[str, Any]], axes: list[str], epoch: int, path: Path
             grid[j, i] = np.mean(f1) if f1 else np.nan
     figure = new_figure(1.2 * len(xs) + 2.5, 0.8 * len(ys) + 2.0)
     ax = figure.add_subplot(1, 1, 1)
-    image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower")
+    limits = {"vmin": 0, "vmax": 1} if metric == "test_f1" else {}
+    image = ax.imshow(grid, cmap="viridis", origin="lower", **limits)
     ax.set_xticks(range(len(xs)), xs)
     ax.set_yticks(range(len(ys)), ys)
     ax.set_xlabel(first)
     ax.set_ylabel(second or "")
     for (j, i), value in np.ndenumerate(grid):
-        ax.text(i, j, f"{value:.2f}", ha="center", va="center", color="w" if value < 0.6 else "k")
-    ax.set_title(f"test macro F1 at epoch {epoch}")
+        ax.text(i, j, f"{value:.3g}", ha="center", va="center", color="w")
+    ax.set_title(f"{'test macro F1' if metric == 'test_f1' else 'test MSE'} at epoch {epoch}")
     figure.colorbar(image)
     figure.savefig(path, dpi=100, bbox_inches="tight")
 
@@ -304,8 +311,6 @@ def sweep_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
         return 0 if "--sweep" in args or any(a in ("-h", "--help") for a in args) else 2
     i = args.index("--sweep")
     sweep_path, rest = args[i + 1], args[:i] + args[i + 2 :]
-    # The sweep's CLI gets the command line's own arguments, on purpose (as compare's do).
-    warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
     try:
         result = run_sweep(make_cli, rest, sweep_path)
     except SweepError as error:
@@ -315,15 +320,15 @@ def sweep_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
     axes = list(rows[0]["values"]) if rows else []
     columns, body = results_table(rows, axes)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "results.md").write_text(markdown(columns, body))
+    (run_dir / "results.md").write_text(markdown_table(columns, body) + "\n")
     with open(run_dir / "results.csv", "w") as f:
         f.write(",".join(columns) + "\n" + "\n".join(",".join(r) for r in body) + "\n")
     figures = []
     for epoch in sorted({r["epoch"] for r in rows}):
-        path = run_dir / f"f1_heat_map_epoch{epoch}.png"
+        path = run_dir / f"{main_metric(rows)}_heat_map_epoch{epoch}.png"
         heat_map(rows, axes, epoch, path)
         figures.append(path)
-    print(markdown(columns, body))
+    print(plain_table(columns, body))
     diverged = sorted({r["member"] for r in rows if r["diverged"]})
     if diverged:
         print(f"warning: {len(diverged)} member(s) diverged (non-finite loss) and were frozen: {', '.join(diverged)}")

@@ -2,21 +2,62 @@
 
 Pick the module with ``--model models.ManualModule`` (hand-derived gradients, the default in the
 configs) or ``--model models.NativeModule`` (autograd); the network description is shared.
+A mistake the user can fix (data, config value, checkpoint) prints one message and exits 2 with nothing
+written (:mod:`run_guard`); options must be spelled out in full (no abbreviations).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 import warnings
+from pathlib import Path
 
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_warn
 
 from callbacks.weights_export import WeightsExport
+from datamodules.base import TensorDataModule
 from models.lightning_modules import MLPModule
+from run_guard import as_config_error, check_checkpoint, report_and_exit
+
+# Run directories this process was about to create, removed again if the run fails with nothing in them.
+PLANNED_RUN_DIRS: list[Path] = []
 
 # The modules cast batches to their own dtype in on_after_batch_transfer, on purpose.
 warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
+
+
+class WithoutCloudTips(logging.Filter):
+    """Drops Lightning's "💡 Tip" lines that advertise its cloud services (litlogger, litmodels): this project
+    runs offline and logs to TensorBoard, so the tips are noise in every command's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip")
+
+
+# Lightning prints through Python loggers named after its modules, which its docs invite users to configure
+# ("Console logging"); the tips come through rank_zero_info, whose logger is this one.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(WithoutCloudTips())
+
+
+class RunOwnAdvice(logging.Filter):
+    """Rewrites the test report's advice for a collapsed classifier (written with week 4's numbers) to name
+    this run's config files and the keys to change, with their current values."""
+
+    advice = ""  # set by each run before it starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.advice and "every test prediction fell in class" in message and "Try:" in message:
+            record.msg, record.args = re.sub(r"Try:.*", self.advice, message, flags=re.S), ()
+        return True
+
+
+RUN_ADVICE = RunOwnAdvice()
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(RUN_ADVICE)
 
 
 class BackpropCLI(LightningCLI):
@@ -26,36 +67,105 @@ class BackpropCLI(LightningCLI):
         parser.add_lightning_class_args(WeightsExport, "weights_export")
         parser.add_argument("--test_after_fit", type=bool, default=False, help="Run test on the fitted weights.")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: object) -> None:
+        """A ``--ckpt_path`` is checked right after parsing: LightningCLI reads its hyperparameters next."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path:
+            check_checkpoint(ckpt_path)
+
+    def instantiate_classes(self) -> None:
+        """A class that refuses a config value fails with its own message, not jsonargparse's union report."""
+        try:
+            super().instantiate_classes()
+        except ValueError as error:
+            refused = as_config_error(error)
+            if refused is error:
+                raise
+            raise refused from error
+
+    def before_fit(self) -> None:
+        self.check_before_run("fit")
+
+    def before_validate(self) -> None:
+        self.check_before_run("validate")
+
+    def before_test(self) -> None:
+        self.check_before_run("test")
+
+    def before_predict(self) -> None:
+        self.check_before_run("predict")
+
+    def check_before_run(self, stage: str) -> None:
+        """Data are read and checked before the trainer creates the run directory."""
+        config = self.config[self.subcommand]
+        if isinstance(self.datamodule, TensorDataModule):
+            with_test = stage == "fit" and bool(config.get("test_after_fit"))
+            spec = getattr(self.model, "spec", None)
+            self.datamodule.check_before_run(stage, spec, with_test, str(self.trainer.precision))
+        if self.trainer.logger is not None and not Path(self.trainer.log_dir).exists():
+            PLANNED_RUN_DIRS.append(Path(self.trainer.log_dir))
+        RUN_ADVICE.advice = self.collapse_advice()
+
+    def collapse_advice(self) -> str:
+        config = self.config[self.subcommand]
+        files = ", ".join(str(path) for path in config.get("config") or []) or "the command line"
+        optimizer = (config.get("model", {}).get("init_args", {}).get("optimizer") or {}).get("init_args") or {}
+        spec = getattr(self.model, "spec", None)
+        return (
+            f"Try, in {files} or as overrides: more epochs (--trainer.max_epochs, now {self.trainer.max_epochs}), "
+            f"another learning rate (--model.init_args.optimizer.init_args.lr, now {optimizer.get('lr', '?')}), "
+            f"wider hidden layers (--model.init_args.net.hidden_sizes, now {getattr(spec, 'hidden_sizes', '?')}), "
+            f"or another seed (--model.init_args.net.init_seed, now {getattr(spec, 'init_seed', '?')})."
+        )
+
     def after_fit(self) -> None:
-        if self.config[self.subcommand].get("test_after_fit"):
+        test_after_fit = self.config[self.subcommand].get("test_after_fit")
+        if self.trainer.global_step == 0:
+            rank_zero_warn(
+                f"nothing was trained: trainer.max_epochs is {self.trainer.max_epochs} and max_steps "
+                f"{self.trainer.max_steps}, so the weights are still the initial ones"
+                + (" and the test metrics below are theirs." if test_after_fit else ".")
+            )
+        if test_after_fit:
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
 
 
 def make_cli(args: list[str] | None = None, run: bool = True) -> BackpropCLI:
     """The CLI over every MLPModule and DataModule; ``args`` and ``run=False`` serve in-process use."""
-    return BackpropCLI(
-        MLPModule,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        args=args,
-        run=run,
-    )
+    RUN_ADVICE.advice = ""  # a running subcommand sets its own in check_before_run; none is left from before
+    with warnings.catch_warnings():
+        if args is not None:  # in-process callers pass their arguments on purpose, whatever sys.argv holds
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")
+        return BackpropCLI(
+            MLPModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,
+            parser_kwargs={"allow_abbrev": False},  # --trainer.max_epoch must not pass for --trainer.max_epochs
+            args=args,
+            run=run,
+        )
 
 
 def cli_main(args: list[str] | None = None) -> None:
-    """``compare`` runs :mod:`compare` on the same config and overrides; anything else is LightningCLI's."""
+    """``compare`` runs :mod:`compare` on the same config and overrides; anything else is LightningCLI's.
+    A mistake the user can fix ends in one message and exit status 2 (see :mod:`run_guard`)."""
     argv = sys.argv[1:] if args is None else args
-    if argv[:1] == ["compare"]:
-        from compare import compare_main
+    try:
+        if argv[:1] == ["compare"]:
+            from compare import compare_main
 
-        raise SystemExit(compare_main(argv[1:], make_cli))
-    if argv[:1] == ["sweep"]:
-        from sweep import sweep_main
+            raise SystemExit(compare_main(argv[1:], make_cli))
+        if argv[:1] == ["sweep"]:
+            from sweep import sweep_main
 
-        raise SystemExit(sweep_main(argv[1:], make_cli))
-    make_cli(args)
+            raise SystemExit(sweep_main(argv[1:], make_cli))
+        make_cli(args)
+    except Exception as error:
+        report_and_exit(error, PLANNED_RUN_DIRS, argv)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import resource
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import torch
 
 
 @dataclass
@@ -40,16 +36,3 @@ def interleaved(paths: dict[str, Callable[[], object]], repeats: int) -> dict[st
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def machine_summary() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
-    )

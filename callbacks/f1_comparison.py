@@ -23,6 +23,7 @@ from callbacks.batches import collect_rows, datamodule_loader
 from callbacks.tensorboard_dashboard import tensorboard_writer
 from models.base_net import MLPParameters
 from models.layers.heads import predicted_classes
+from reporting.tables import markdown_table
 
 COLUMNS = (
     "timestamp",
@@ -91,13 +92,25 @@ def append_rows(table: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
     with table.open(newline="") as f:
         all_rows = list(csv.DictReader(f))
-    table.with_suffix(".md").write_text(markdown_table(all_rows))
+    table.with_suffix(".md").write_text(comparison_markdown(all_rows))
 
 
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+def comparison_markdown(rows: list[dict]) -> str:
+    return markdown_table(COLUMNS, [[row[c] for c in COLUMNS] for row in rows]) + "\n"
+
+
+TEXT_COLUMNS = ("accelerator", "device", "dtype", "precision", "recall", "f1", "max_logit_diff")
+
+
+def text_report(rows: list[dict], missing: str, table: Path) -> str:
+    """For TensorBoard's Text tab: what the rows share once, then a table of what differs between them."""
+    first = rows[0]
+    shared = f"**{first['model']}**, {first['net']}, on {first['host']} at {first['timestamp']}"
+    differing = markdown_table(TEXT_COLUMNS, [[row[c] for c in TEXT_COLUMNS] for row in rows])
+    return (
+        f"{shared}\n\n{differing}\n\nLargest P/R/F1 difference between rows: {first['max_row_diff']}. "
+        f"Unavailable here: {missing}. Every run's rows: {table} (and .md)."
+    )
 
 
 class F1Comparison(pl.Callback):
@@ -130,7 +143,6 @@ class F1Comparison(pl.Callback):
         return Path(root or trainer.default_root_dir) / "f1_comparison.csv"
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        run_dir = trainer.log_dir or ""  # a broadcast under DDP: every rank must ask
         run_dir = trainer.log_dir or ""  # a broadcast under DDP: every rank asks before rank 0 goes on alone
         if not trainer.is_global_zero:  # one evaluation, one writer
             return
@@ -189,7 +201,7 @@ class F1Comparison(pl.Callback):
         ]
 
     def _report(self, trainer: pl.Trainer, table: Path) -> None:
-        text = markdown_table(self.rows)
+        text = comparison_markdown(self.rows)
         missing = ", ".join(f"{k} ({why})" for k, why in self.unavailable.items()) or "none"
         rank_zero_info(
             f"F1 comparison of the final weights across accelerators and dtypes:\n{text}"
@@ -198,4 +210,4 @@ class F1Comparison(pl.Callback):
         )
         writer = tensorboard_writer(trainer)
         if writer is not None:
-            writer.add_text("f1_comparison", f"{text}\n\nUnavailable here: {missing}", trainer.global_step)
+            writer.add_text("f1_comparison", text_report(self.rows, missing, table), trainer.current_epoch)

@@ -4,18 +4,13 @@ the predicted class and class probabilities, or the regression value back in the
 from __future__ import annotations
 
 import csv
-import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
-from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
-
-# Lightning looks for sampler indices for prediction writers; this writer reads row indices from the batch.
-warnings.filterwarnings("ignore", message=".*Couldn't infer the batch indices.*")
 
 
 def free_path(path: Path) -> Path:
@@ -43,17 +38,18 @@ def prediction_columns(head: str | None, outputs: Tensor, datamodule: object) ->
     return [f"predicted_{name}" for name in names], [[f"{v:.8g}" for v in row] for row in values.tolist()]
 
 
-class PredictionWriter(BasePredictionWriter):
+class PredictionWriter(pl.Callback):
     """Collects ``(row index, output)`` per predict batch; rank 0 gathers every rank's rows, puts them
     back in input order and writes ``filename`` in ``output_dir`` (default: the run directory of the
     checkpoint predicted with, else the current run's log dir), never over an existing file.
 
     DataModules built on :class:`datamodules.base.TensorDataModule` send predict batches as
-    ``(x, row_index)`` and supply the original input rows, class names and target scale.
+    ``(x, row_index)`` and supply the original input rows, class names and target scale. A plain callback,
+    not a ``BasePredictionWriter``: the row indices come with the batch, so Lightning need not track the
+    sampler's indices (which a ``TensorBatchLoader`` does not have).
     """
 
     def __init__(self, filename: str = "predictions.csv", output_dir: str | None = None) -> None:
-        super().__init__(write_interval="batch")
         self.filename, self.output_dir = filename, output_dir
         self.last_path: Path | None = None
         self._index: list[Tensor] = []
@@ -62,8 +58,16 @@ class PredictionWriter(BasePredictionWriter):
     def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._index, self._outputs = [], []
 
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
-        outputs = prediction.detach().cpu().double()
+    def on_predict_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Tensor,
+        batch: object,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        outputs = outputs.detach().cpu().double()
         outputs = outputs.reshape(len(outputs), -1)
         if isinstance(batch, (tuple, list)) and len(batch) > 1:
             index = batch[1].detach().cpu().long()

@@ -11,11 +11,24 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 READABLE_MAX_VALUES = 10_000
 
-LAYOUT = (
-    "W{k} has shape (fan_in, fan_out) and layer k computes Z_k = A_{k-1} @ W{k} + b{k}, the notebooks' "
-    "orientation; torch's parameter layers.{k-1}.weight is its transpose. b{k} is absent without bias. A conv "
-    "front's kernels K{j} (out, in, k, k) and biases c{j} are torch's convs.{j-1}.weight and .bias."
+DENSE_LAYOUT = (
+    "W{k} has shape (fan_in, fan_out) and layer k computes Z_k = A_{k-1} @ W{k}%s, the notebooks' "
+    "orientation; torch's parameter layers.{k-1}.weight is its transpose."
 )
+BIAS_LAYOUT = " b{k} is torch's layers.{k-1}.bias."
+CONV_LAYOUT = " The conv front's kernels K{j} (out, in, k, k)%s are torch's convs.{j-1}.weight%s."
+
+
+def layout_text(weights: dict[str, np.ndarray]) -> str:
+    """How to read ``weights``, naming only what this net has (biases, a conv front)."""
+    has_bias = any(name.startswith("b") for name in weights)
+    text = DENSE_LAYOUT % (" + b{k}" if has_bias else "")
+    if has_bias:
+        text += BIAS_LAYOUT
+    if any(name.startswith("K") for name in weights):
+        conv_bias = any(name.startswith("c") for name in weights)
+        text += CONV_LAYOUT % ((" and biases c{j}", " and .bias") if conv_bias else ("", ""))
+    return text
 
 
 def notebook_weights(module: pl.LightningModule) -> dict[str, np.ndarray]:
@@ -31,6 +44,13 @@ def notebook_weights(module: pl.LightningModule) -> dict[str, np.ndarray]:
         if layer.bias is not None:
             out[f"b{k}"] = layer.bias.detach().cpu().double().numpy().copy()
     return out
+
+
+def json_values(weights: np.ndarray) -> list:
+    """Nested lists for JSON, with ``null`` for NaN and infinities (a diverged run), which JSON has no
+    number for: ``json.dumps`` would write a bare ``NaN`` that other readers reject."""
+    finite = np.isfinite(weights)
+    return weights.tolist() if finite.all() else np.where(finite, weights, None).tolist()
 
 
 def format_weights(weights: dict[str, np.ndarray]) -> str:
@@ -54,11 +74,11 @@ class WeightsExport(pl.Callback):
         path = run_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
-            "layout": LAYOUT,
+            "layout": layout_text(weights),
             "model": type(module).__name__,
             "epoch": trainer.current_epoch,
-            "global_step": trainer.global_step,
-            "weights": {k: v.tolist() for k, v in weights.items()},
+            "updates": getattr(module, "updates_done", trainer.global_step),
+            "weights": {k: json_values(v) for k, v in weights.items()},
         }
         # Indented for the small course nets people read; compact (and C-encoded, ~10x faster) for MNIST-size ones.
         readable = sum(w.size for w in weights.values()) <= READABLE_MAX_VALUES

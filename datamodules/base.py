@@ -6,6 +6,8 @@ input and output sizes fit the data, and tells the prediction writer how to labe
 
 from __future__ import annotations
 
+import math
+
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
@@ -51,6 +53,7 @@ class TensorDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or max(batch_size, 1024)
         self.shuffle, self.seed, self.on_device = shuffle, seed, on_device
         self._tensors: dict[str, tuple[Tensor, ...]] = {}
+        self.run_precision: str | None = None  # the trainer's, known before the trainer is attached
 
     # ---- what subclasses provide ----------------------------------------------------------
     def build_tensors(self, split: str) -> tuple[Tensor, ...] | None:
@@ -86,10 +89,58 @@ class TensorDataModule(pl.LightningDataModule):
             built = self.build_tensors(split)
             if built is None:
                 return None
+            self.require_trainable(split, built)
             if self.on_device and self.trainer is not None:
                 built = tuple(t.to(self.trainer.strategy.root_device) for t in built)
             self._tensors[split] = built
         return self._tensors[split]
+
+    def require_trainable(self, split: str, tensors: tuple[Tensor, ...]) -> None:
+        """No inf/NaN reaches a model, and nothing the model's float32 cast would turn into inf."""
+        precision = self.trainer.precision if self.trainer is not None else self.run_precision
+        float32 = precision is not None and not str(precision).startswith("64")
+        for role, values in zip(("features", "targets"), tensors):
+            if not values.is_floating_point() or values.numel() == 0:
+                continue
+            flat = values.reshape(len(values), -1)
+            bad = ~torch.isfinite(flat)
+            if float32 and values.dtype == torch.float64:
+                bad |= flat.abs() > torch.finfo(torch.float32).max
+            if bad.any():
+                row, column = (int(v) for v in torch.nonzero(bad)[0])
+                names = list(getattr(self, "feature_names", []))
+                name = names[column] if role == "features" and column < len(names) else f"{role} column {column}"
+                value = float(flat[row, column])
+                too_big = float32 and math.isfinite(value)
+                what, fix = (
+                    ("float32 cannot hold", "rescale it or run in float64 (trainer.precision: 64-true)")
+                    if too_big
+                    else ("is not finite", "fix the data")
+                )
+                raise DataError(
+                    f"{type(self).__name__}: the {split} {role} hold {value:.3g} (row {row + 1} of the split, "
+                    f"'{name}'), which {what}; {fix}."
+                )
+
+    def check_before_run(self, stage: str, spec: object | None, with_test: bool, precision: str | None) -> None:
+        """Read and check everything ``stage`` needs before the trainer creates a run directory, so bad data
+        fails with nothing written. Other stages only read their files: a checkpoint may still bring the
+        fitted state (columns, classes, normalisation) that their tensors depend on."""
+        self.run_precision = precision
+        if stage != "fit":
+            self.check_files(stage)
+            return
+        self.setup("fit")
+        for split in ("train", "val", *(("test",) if with_test else ())):
+            self.tensors(split)
+        problem = None if spec is None else model_mismatch(spec, self.num_features, self.num_classes, self.target_width)
+        if problem:
+            raise DataError(f"{type(self).__name__}: {problem}")
+        if self.on_device:  # built on the CPU here; the trainer's device is known only once it is attached
+            self.forget_tensors()
+
+    def check_files(self, stage: str) -> None:
+        """Read the files ``stage`` (validate, test, predict) will use; by default there is nothing to read early."""
 
     def forget_tensors(self) -> None:
         """Drop built tensors, e.g. after a checkpoint brought a different normalisation."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from lightning.pytorch.utilities import rank_zero_warn
 
 from datamodules.csv_table import DataError
 
@@ -33,9 +34,23 @@ class Normalizer:
         if kind == "none":
             return cls(kind, [0.0] * width, [1.0] * width)
         if kind == "standardize":
-            std = x.std(axis=0)
-            # a constant column only shifts; dividing it by 0 would make it NaN
-            return cls(kind, x.mean(axis=0).tolist(), np.where(std > 0, std, 1.0).tolist())
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below, by column
+                mean, std = x.mean(axis=0), x.std(axis=0)
+            overflowing = [names[j] for j in np.flatnonzero(~np.isfinite(mean) | ~np.isfinite(std))]
+            if overflowing:
+                peak = float(np.abs(x[:, [names.index(n) for n in overflowing]]).max())
+                raise DataError(
+                    f"{source}: column(s) {overflowing} hold values up to {peak:.3g}, too large to standardise (their "
+                    "mean or standard deviation overflows float64). Rescale the column(s) in the file, e.g. divide "
+                    "by a power of 10, or use normalize: max."
+                )
+            constant = [names[j] for j in np.flatnonzero(std == 0)]
+            if constant:
+                rank_zero_warn(
+                    f"{source}: column(s) {constant} have one value in every training row; they are shifted to 0 and "
+                    "left unscaled (not divided by a standard deviation of 0). Drop them if they carry nothing."
+                )
+            return cls(kind, mean.tolist(), np.where(std > 0, std, 1.0).tolist())
         if kind == "max":
             peak = np.abs(x).max(axis=0)
             zero = [names[j] for j in np.flatnonzero(peak == 0)]

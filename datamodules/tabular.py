@@ -8,7 +8,6 @@ restored, so they are transformed exactly as training was.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Literal
 
@@ -18,31 +17,23 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from datamodules.base import TensorDataModule
-from datamodules.csv_table import DataError, TextTable, is_missing, numeric_columns, read_csv_text
+from datamodules.csv_table import DataError, TextTable, is_missing, numeric_columns, one_hot_block, read_csv_text
 from datamodules.labels import ClassMapping
 from datamodules.normalize import NormalizeKind, Normalizer
 
 Task = Literal["classification", "regression"]
 
 
-def one_hot_block(table: TextTable) -> list[str]:
-    """Trailing columns like ``y_0, y_1`` holding exactly one 1 per row and 0 elsewhere, else []."""
-    names: list[str] = []
-    prefix = None
-    for name in reversed(table.header):
-        match = re.fullmatch(r"(.*?)_?(\d+)", name)
-        if match is None or (prefix is not None and match.group(1) != prefix):
-            break
-        prefix = match.group(1)
-        names.insert(0, name)
-    if len(names) < 2 or len(names) == len(table.header):
-        return []
-    cols = [table.header.index(n) for n in names]
-    for row in table.rows:
-        cells = [row[j] for j in cols]
-        if any(c not in ("0", "1", "0.0", "1.0") for c in cells) or sum(float(c) for c in cells) != 1:
-            return []
-    return names
+def require_finite(values: np.ndarray, table: TextTable, columns: list[str], how: str) -> None:
+    """A transformed cell that overflowed names its file, line and column, so no inf/NaN reaches training."""
+    bad = np.argwhere(~np.isfinite(values))
+    if bad.size:
+        i, j = (int(v) for v in bad[0])
+        cell = table.rows[i][table.header.index(columns[j])]
+        raise DataError(
+            f"{table.path}, line {table.lines[i]}, column '{columns[j]}': {cell!r} becomes {values[i, j]} {how}. "
+            "Rescale the column in the file (e.g. divide by a power of 10) or change the normalisation."
+        )
 
 
 def subset(table: TextTable, rows: np.ndarray) -> TextTable:
@@ -76,6 +67,8 @@ class CSVDataModule(TensorDataModule):
         target_scale: float = 1.0,
         normalize: NormalizeKind = "none",
         missing: Literal["error", "drop"] = "error",
+        encoding: str = "utf-8-sig",
+        delimiter: str = ",",
         val_fraction: float = 0.0,
         test_fraction: float = 0.0,
         split_seed: int = 0,
@@ -87,7 +80,8 @@ class CSVDataModule(TensorDataModule):
         name: str = "csv",
     ) -> None:
         """``seed`` orders training rows per epoch; ``split_seed`` splits one file into train/val/test.
-        ``missing: drop`` skips rows with an empty or NaN cell in a used column instead of failing."""
+        ``missing: drop`` skips rows with an empty or NaN cell in a used column instead of failing.
+        ``encoding`` and ``delimiter`` apply to every file (default UTF-8, with or without a BOM, and ',')."""
         super().__init__(batch_size, eval_batch_size, shuffle, seed, on_device)
         self.save_hyperparameters()
         if not target_scale or not np.isfinite(target_scale):
@@ -166,8 +160,9 @@ class CSVDataModule(TensorDataModule):
         return float(self._fitted()["target_scale"])
 
     def setup(self, stage: str | None = None) -> None:
-        """Fitting reads the training file now; other stages wait for a checkpoint's state (loaded after setup)."""
-        if stage in (None, "fit"):
+        """Fitting reads the training file now (once: the CLI's check before the run already may have);
+        other stages wait for a checkpoint's state (loaded after setup)."""
+        if stage in (None, "fit") and not self.state:
             self.fit_state()
 
     def _fitted(self) -> dict[str, object]:
@@ -252,7 +247,7 @@ class CSVDataModule(TensorDataModule):
             hp = self.hparams
             own = {"val": hp.val_path, "test": hp.test_path, "predict": hp.predict_path}.get(split)
             if own is not None:
-                self._tables[split] = read_csv_text(own)
+                self._tables[split] = read_csv_text(own, hp.encoding, hp.delimiter)
             elif split == "predict":
                 raise DataError("nothing to predict: set data.predict_path to a CSV with the training features.")
             else:
@@ -263,7 +258,7 @@ class CSVDataModule(TensorDataModule):
         hp = self.hparams
         if hp.train_path is None:
             raise DataError("set data.train_path: there is no training file to fit or split.")
-        whole = read_csv_text(hp.train_path)
+        whole = read_csv_text(hp.train_path, hp.encoding, hp.delimiter)
         n = len(whole.rows)
         order = np.random.default_rng(hp.split_seed).permutation(n)
         n_test, n_val = int(round(n * hp.test_fraction)), int(round(n * hp.val_fraction))
@@ -277,6 +272,13 @@ class CSVDataModule(TensorDataModule):
                     f"test_fraction {hp.test_fraction}. Add rows or change the fractions."
                 )
             self._tables[name] = subset(whole, rows)
+
+    def check_files(self, stage: str) -> None:
+        """The stage's own files, read now: a missing or unreadable file fails before anything is written."""
+        splits = {"validate": ["val"], "test": ["test"], "predict": ["predict"]}.get(stage, [])
+        for split in splits:
+            if self._has_split(split) and (split == "predict" or self.hparams.get(f"{split}_path") is not None):
+                self.table(split)
 
     def _has_split(self, split: str) -> bool:
         hp = self.hparams
@@ -322,12 +324,17 @@ class CSVDataModule(TensorDataModule):
         features, labels = self.state["features"], self.state["labels"]
         x = numeric_columns(table, [table.header.index(c) for c in features])
         if normalizer is not None:
-            x = normalizer.apply(x)
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below, naming the cell
+                x = normalizer.apply(x)
+            require_finite(x, table, features, f"after normalize {normalizer.kind}")
         if split == "predict":
             return x, np.empty(0)
         label_cols = [table.header.index(c) for c in labels]
         if self.state["task"] == "regression":
-            return x, numeric_columns(table, label_cols, role="Target") / self.state["target_scale"]
+            with np.errstate(over="ignore"):
+                y = numeric_columns(table, label_cols, role="Target") / self.state["target_scale"]
+            require_finite(y, table, labels, f"divided by target_scale {self.state['target_scale']:g}")
+            return x, y
         if len(label_cols) > 1:
             block = numeric_columns(table, label_cols, role="One-hot label")
             return x, block.argmax(1).astype(np.int64)

@@ -45,7 +45,8 @@ class EpochPermutation:
 
 
 def rank_and_world_size() -> tuple[int, int]:
-    """``(rank, world_size)`` of the default process group, ``(0, 1)`` outside DDP."""
+    """``(rank, world_size)`` of the default process group, ``(0, 1)`` outside DDP: the one place the project
+    asks, for the loader's shards and for the manual module's gradient average (``models/grad_sync.py``)."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1

@@ -1,8 +1,6 @@
-"""The week-4 notebook's data: two CSV files when present, else its synthetic blobs."""
+"""The week-4 notebook's data: two CSV files when named, else its synthetic blobs."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -10,13 +8,14 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from datamodules.base import TensorDataModule
-from datamodules.csv_table import DataError, features_and_class_labels, read_numeric_csv
+from datamodules.csv_table import DataError, features_and_class_labels, read_csv_text
 from datamodules.synthetic import week04_blobs
 
 
 class Week04DataModule(TensorDataModule):
-    """Reads ``train_path`` and ``test_path`` when both exist; otherwise generates the notebook's
-    fallback (400 train / 200 test rows of two Gaussian blobs, ``default_rng(data_seed)``).
+    """Reads ``train_path`` and ``test_path`` (both, or neither); with neither it generates the
+    notebook's fallback (400 train / 200 test rows of two Gaussian blobs, ``default_rng(data_seed)``)
+    and says so. A named file that does not exist is an error, never a silent fallback.
 
     The notebook has no validation split, so by default validation tracks the test split
     (``validate_on_test``); nothing is selected on it. Prediction runs on the test rows.
@@ -24,13 +23,15 @@ class Week04DataModule(TensorDataModule):
 
     def __init__(
         self,
-        train_path: str = "data/week04/train.csv",
-        test_path: str = "data/week04/test.csv",
+        train_path: str | None = None,
+        test_path: str | None = None,
         batch_size: int = 1,
         shuffle: bool = True,
         seed: int = 0,
         data_seed: int = 0,
         validate_on_test: bool = True,
+        encoding: str = "utf-8-sig",
+        delimiter: str = ",",
     ) -> None:
         """``seed`` orders the training rows each epoch; ``data_seed`` draws the synthetic fallback."""
         super().__init__(batch_size, eval_batch_size=max(batch_size, 256), shuffle=shuffle, seed=seed, on_device=False)
@@ -40,25 +41,29 @@ class Week04DataModule(TensorDataModule):
 
     def prepare_arrays(self) -> tuple[np.ndarray, ...]:
         hp = self.hparams
-        train_path, test_path = Path(hp.train_path), Path(hp.test_path)
-        if train_path.exists() and test_path.exists():
-            x_train, y_train = features_and_class_labels(read_numeric_csv(train_path))
-            x_test, y_test = features_and_class_labels(read_numeric_csv(test_path))
-            if x_train.shape[1] != x_test.shape[1]:
-                raise DataError(
-                    f"{test_path}: {x_test.shape[1]} feature columns but {train_path} has {x_train.shape[1]}; "
-                    "both files need the same columns."
-                )
-            if len(np.unique(y_train)) < 2:
-                raise DataError(f"{train_path}: the label column holds one class only; a classifier cannot learn.")
-            self.source = f"CSV files {train_path} and {test_path}"
-            return x_train, y_train, x_test, y_test
-        missing = [str(p) for p in (train_path, test_path) if not p.exists()]
-        self.source = (
-            f"synthetic fallback (two Gaussian blobs, default_rng({hp.data_seed})) because "
-            f"{' and '.join(missing)} not found"
-        )
-        return week04_blobs(hp.data_seed)
+        if hp.train_path is None and hp.test_path is None:
+            self.source = (
+                "synthetic fallback, because no data.train_path / data.test_path was given: the notebook's two "
+                f"Gaussian blobs, default_rng({hp.data_seed})"
+            )
+            return week04_blobs(hp.data_seed)
+        if hp.train_path is None or hp.test_path is None:
+            given, missing = ("train_path", "test_path") if hp.test_path is None else ("test_path", "train_path")
+            raise DataError(
+                f"data.{given} is set but data.{missing} is not: the week-4 data needs both files. Set data.{missing}, "
+                "or neither for the notebook's synthetic blobs."
+            )
+        tables = [read_csv_text(path, hp.encoding, hp.delimiter) for path in (hp.train_path, hp.test_path)]
+        (x_train, y_train), (x_test, y_test) = (features_and_class_labels(table) for table in tables)
+        if x_train.shape[1] != x_test.shape[1]:
+            raise DataError(
+                f"{hp.test_path}: {x_test.shape[1]} feature columns but {hp.train_path} has {x_train.shape[1]}; "
+                "both files need the same columns."
+            )
+        if len(np.unique(y_train)) < 2:
+            raise DataError(f"{hp.train_path}: the label column holds one class only; a classifier cannot learn.")
+        self.source = f"CSV files {hp.train_path} and {hp.test_path}"
+        return x_train, y_train, x_test, y_test
 
     def setup(self, stage: str | None = None) -> None:
         if self.source:
@@ -70,6 +75,9 @@ class Week04DataModule(TensorDataModule):
             f"week-4 data: {self.source}; train {tuple(self.x_train.shape)}, test {tuple(self.x_test.shape)}, "
             f"classes {sorted(set(y_train.tolist()))}"
         )
+
+    def check_files(self, stage: str) -> None:
+        self.setup(stage)
 
     @property
     def num_classes(self) -> int:

@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from callbacks.figures import new_figure
 from experiments.probe import EpochProbe
-from experiments.report import Report, new_figure, table
+from experiments.report import Report
 from experiments.runner import ROOT, RunResult, run
 from models import ManualModule, MLPSpec
 from models.layers.heads import output_activation
+from reporting.tables import markdown_table
 
 TRAIN_CSV = ROOT / "data" / "lab04" / "train.csv"
 PREDICT_ROW = [3.0, 8.0, 4.0]
@@ -129,17 +131,17 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         "Command: `python train.py fit --config configs/experiments/lab04.yaml`. "
         "Losses are the notebook's: mean squared error over the three rows in score / 100, measured before "
         "update n.",
-        table(["update n", "loss (ours)", "loss (notebook)"], rows),
+        markdown_table(["update n", "loss (ours)", "loss (notebook)"], rows),
         image,
         f"Weights saved weights-only to `{weights.name}` (`torch.save(net.state_dict())`), loaded into a new "
         f"module with `torch.load(weights_only=True)`; prediction for [3, 8, 4] / column max: "
         f"**{scaled:.6f}** scaled, **{points:.2f}** points (notebook: 0.861518, {NOTEBOOK_PREDICTION:.2f}).",
         f"### Learning rates ({500 // scale} updates, hidden 4)",
-        table(["lr", "final loss (ours)", "final loss (notebook)"], lr_rows),
+        markdown_table(["lr", "final loss (ours)", "final loss (notebook)"], lr_rows),
         f"### Hidden sizes ({1000 // scale} updates, lr 0.1)",
-        table(["hidden", "final loss (ours)", "final loss (notebook)"], hidden_rows),
+        markdown_table(["hidden", "final loss (ours)", "final loss (notebook)"], hidden_rows),
         f"### Grid ({10000 // scale} updates per config, {k} updates per Lightning step)",
-        table(
+        markdown_table(
             [
                 "hidden",
                 "lr",

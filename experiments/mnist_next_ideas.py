@@ -10,10 +10,12 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
+from callbacks.figures import new_figure
 from compare import max_difference
 from experiments.probe import EpochProbe
-from experiments.report import Report, new_figure, table
+from experiments.report import Report
 from experiments.runner import CONFIGS, RunResult, run
+from reporting.tables import markdown_table
 
 NEXT_IDEAS = CONFIGS / "next_ideas"
 BASE = "fashion_mnist_mlp"
@@ -26,8 +28,8 @@ class RateProbe(pl.Callback):
         self.updates: list[int] = []
         self.rates: list[float] = []
 
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
-        self.updates.append(trainer.global_step)
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
+        self.updates.append(pl_module.updates_done)
         self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
 
 
@@ -66,7 +68,7 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
     lenet_manual = fit("lenet")
     lenet_native = fit("lenet", "--model.class_path=models.NativeModule")
     # The same comparison in float64 over one training step (40 updates): rounding no longer compounds.
-    block64 = ["--trainer.max_steps=40", "--trainer.precision=64-true"]
+    block64 = ["--trainer.max_steps=1", "--trainer.precision=64-true"]
     lenet64 = [fit("lenet", *block64, *native) for native in ([], ["--model.class_path=models.NativeModule"])]
     runs = {
         "MLP 784-256-256-10, constant lr 0.1 (the notebook's)": (constant, command(None)),
@@ -102,16 +104,16 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         "### Next ideas (optional configs): dropout, LeNet-style CNN, OneCycle",
         f"{epochs} epochs each, SGD with batches of 128 as above, test metrics after the last epoch. Each idea is a "
         "config layered on the MLP config, so each row differs from the first in that one respect.",
-        table(["run", "val accuracy", "test accuracy", "test loss", "fit s", "command"], rows, digits=4),
+        markdown_table(["run", "val accuracy", "test accuracy", "test loss", "fit s", "command"], rows, digits=4),
         image,
-        f"OneCycle made {one_cycle.trainer.global_step} updates and its schedule spans exactly that many "
+        f"OneCycle made {one_cycle.module.updates_done} updates and its schedule spans exactly that many "
         f"(total_steps {one_cycle.trainer.lr_scheduler_configs[0].scheduler.total_steps}, filled in from the run). "
         f"LeNet has {parameters(lenet_manual):,} parameters against the MLP's {parameters(constant):,}. "
         "The two LeNet runs "
         "start from the same weights and see the same batches; in float32 their final weights differ by at most "
         f"{max_weight_difference(lenet_manual, lenet_native):.2e} (rounding in different summation orders, "
-        f"compounded over {lenet_manual.trainer.global_step} updates); in float64, after "
-        f"{lenet64[0].trainer.global_step} updates, by {max_weight_difference(*lenet64):.1e}. The hand-derived "
+        f"compounded over {lenet_manual.module.updates_done} updates); in float64, after "
+        f"{lenet64[0].module.updates_done} updates, by {max_weight_difference(*lenet64):.1e}. The hand-derived "
         "convolution (im2col, models/layers/conv.py) took "
         f"{lenet_manual.seconds / lenet_native.seconds:.1f}x the autograd run's fit time: "
         "torch's own conv kernels are faster than im2col + matmul + col2im on the CPU.",

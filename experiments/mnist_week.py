@@ -6,12 +6,14 @@ from pathlib import Path
 
 import torch
 
+from callbacks.figures import new_figure
 from callbacks.gradient_check import check_gradients
 from experiments.probe import EpochProbe, split_metrics
-from experiments.report import Report, new_figure, table
+from experiments.report import Report
 from experiments.runner import RunResult, run
 from models import ManualModule, MLPSpec
 from models.manual_net import ManualMLP
+from reporting.tables import markdown_table
 
 ADAM = ["--model.init_args.optimizer.class_path=torch.optim.Adam", "--model.init_args.optimizer.init_args.lr=0.001"]
 
@@ -95,14 +97,14 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         "of its own to compare with.",
         f"### Toy data (the notebook's two blobs, {toy_epochs} full-batch updates)",
         "Gradient check of a fresh 2-5-2 ReLU net (weights N(0, 0.01)) on 5 rows:",
-        table(["parameter", "max rel. error", "mean rel. error"], grad_rows),
+        markdown_table(["parameter", "max rel. error", "mean rel. error"], grad_rows),
         "`python train.py fit --config configs/experiments/mnist_toy.yaml [--model.init_args.net.activation sigmoid]`",
-        table(["activation", "final train loss", "train accuracy", "test accuracy"], toy_rows, digits=4),
+        markdown_table(["activation", "final train loss", "train accuracy", "test accuracy"], toy_rows, digits=4),
         toy_image,
         "### 784-256-256-10 ReLU MLP, 5 epochs",
         "`python train.py fit --config configs/experiments/fashion_mnist_mlp.yaml` (Adam: add "
         "`--model.init_args.optimizer.class_path torch.optim.Adam --model.init_args.optimizer.init_args.lr 0.001`).",
-        table(["optimizer", "val accuracy", "test accuracy", "test loss", "fit s"], opt_rows, digits=4),
+        markdown_table(["optimizer", "val accuracy", "test accuracy", "test loss", "fit s"], opt_rows, digits=4),
         opt_image,
         f"TensorBoard run with the model graph (Graphs tab): `tensorboard --logdir {log_dir}`. Weights saved "
         f"weights-only to `{saved.name}` and reloaded with `torch.load(weights_only=True)` into a new module: "

@@ -18,8 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from experiments import flower, lab04, mnist_next_ideas, mnist_week, week04, week07
-from experiments.report import Report, machine, table
+from experiments.report import Report
 from experiments.runner import ROOT
+from reporting.machine import machine_summary
+from reporting.tables import markdown_table
 
 EXPERIMENTS = {
     "lab04": lab04,
@@ -58,9 +60,9 @@ def main(argv: list[str] | None = None) -> Path:
         + (" --quick" if args.quick else "")
         + (f" --only {' '.join(args.only)}" if args.only else "")
         + f"` on {started:%Y-%m-%d %H:%M} UTC. Do not edit by hand: rerun the script.",
-        f"Machine: {machine()}.",
+        f"Machine: {machine_summary()}.",
         f"Time taken: {total:.0f} s in all.",
-        table(["notebook", "seconds"], [[k, f"{v:.1f}"] for k, v in report.seconds.items()]),
+        markdown_table(["notebook", "seconds"], [[k, f"{v:.1f}"] for k, v in report.seconds.items()]),
     ]
     if args.quick:
         header.append("**Quick mode**: a fraction of every run's epochs; the numbers check the machinery only.")

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from callbacks.figures import new_figure
 from experiments.probe import EpochProbe
-from experiments.report import Report, new_figure, table
+from experiments.report import Report
 from experiments.runner import run
+from reporting.tables import markdown_table
 
 LRS = (0.01, 0.05, 0.1, 0.2)
 EPOCHS = (30, 60, 100)
@@ -75,11 +77,11 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         "permutation order, lr 0.1, 30 epochs, float64. Command: "
         "`python train.py fit --config configs/experiments/week04.yaml` (add `--model models.NativeModule` "
         "for autograd). The notebook prints no scores of its own to compare with.",
-        table(["module", "test accuracy", "test macro F1", "train loss", "fit s"], default_rows, digits=4),
+        markdown_table(["module", "test accuracy", "test macro F1", "train loss", "fit s"], default_rows, digits=4),
         f"### Try-it-now grid ({len(seeds)} seeds: init_seed = data seed = {', '.join(map(str, seeds))}; "
         "hand-derived module)",
         "A setting is flagged when a seed's predictions on the test split all fall in one class "
         "(precision, recall and F1 of the other class are then 0, the notebook's 'why F1 = 0' case).",
-        table(["lr", "epochs", "hidden", "mean F1", "min F1", "max F1", "collapse"], rows, digits=4),
+        markdown_table(["lr", "epochs", "hidden", "mean F1", "min F1", "max F1", "collapse"], rows, digits=4),
         image,
     )

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from callbacks.figures import decision_boundary_figure
+from callbacks.figures import decision_boundary_figure, new_figure
 from callbacks.gradient_check import check_gradients
 from experiments.probe import EpochProbe
-from experiments.report import Report, new_figure, table
+from experiments.report import Report
 from experiments.runner import RunResult, run
 from models.layers.heads import output_activation
 from models.manual_net import ManualMLP
+from reporting.tables import markdown_table
 
 # The notebook's stds: small 0.01, "xavier" sqrt(2 / (fan_in + fan_out)) = sqrt(2 / 12) for both layers,
 # "he" sqrt(2 / fan_in) = 1 for both layers (it uses the input layer's sizes throughout).
@@ -85,15 +86,15 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         f"weights N(0, 0.1), full-batch gradient descent lr 0.5, {epochs} epochs. Command: "
         "`python train.py fit --config configs/experiments/week07_moons.yaml`. The notebook's cells were not run "
         "(no printed accuracies), so there is no figure of its own to set beside ours.",
-        table(["train accuracy", "test accuracy", "train loss", "fit s"], base_rows, digits=4),
+        markdown_table(["train accuracy", "test accuracy", "train loss", "fit s"], base_rows, digits=4),
         "Gradient check on freshly initialised weights, first 10 training rows (hand-derived vs central "
         "differences and vs autograd; the run also checks at fit start and stops on failure):",
-        table(["parameter", "max rel. error"], gradient_rows),
+        markdown_table(["parameter", "max rel. error"], gradient_rows),
         f"### Initialisation ({init_epochs} epochs; the notebook's stds for both layers)",
-        table(["init", "std", "test accuracy", "final train loss"], init_rows, digits=4),
+        markdown_table(["init", "std", "test accuracy", "final train loss"], init_rows, digits=4),
         init_image,
         f"### Exercises ({epochs} epochs each; all hand-derived gradients)",
-        table(["variant", "train accuracy", "test accuracy", "train loss"], exercise_rows, digits=4),
+        markdown_table(["variant", "train accuracy", "test accuracy", "train loss"], exercise_rows, digits=4),
         " ".join(images),
     )
 

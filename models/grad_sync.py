@@ -12,15 +12,13 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-
-def distributed_world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+from datamodules.tensor_loader import rank_and_world_size
 
 
 @torch.no_grad()
 def all_reduce_mean_(grads: list[Tensor]) -> None:
     """In place: every tensor becomes its mean over all ranks. A no-op in a single process."""
-    world_size = distributed_world_size()
+    _, world_size = rank_and_world_size()
     if world_size == 1 or not grads:
         return
     buckets: dict[tuple[torch.dtype, torch.device], list[Tensor]] = {}

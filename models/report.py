@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from reporting.tables import confusion_table
+
 COLLAPSE_WARNING = (
     "WARNING: every test prediction fell in class {cls}. Precision and recall of the other "
     "class(es) are undefined (no predictions, or no true positives), so they count as 0 and the "
@@ -27,12 +29,7 @@ def collapsed_class(confusion: Tensor) -> int | None:
 
 
 def format_test_report(model_name: str, precision: float, recall: float, f1: float, confusion: Tensor) -> str:
-    width = max(len(str(int(confusion.max().item()))), 4)
     k = confusion.shape[0]
-    header = " " * 10 + "".join(f"{'pred ' + str(j):>{width + 6}}" for j in range(k))
-    rows = [
-        f"{'true ' + str(i):<10}" + "".join(f"{int(v):>{width + 6}}" for v in confusion[i].tolist()) for i in range(k)
-    ]
     counts = {j: c for j, c in enumerate(predictions_per_class(confusion))}
     lines = [
         f"Test metrics for {model_name} (macro average over classes):",
@@ -40,8 +37,7 @@ def format_test_report(model_name: str, precision: float, recall: float, f1: flo
         f"  recall   : {recall:.4f}",
         f"  f1       : {f1:.4f}",
         "Confusion matrix (rows: true class, columns: predicted class):",
-        header,
-        *rows,
+        confusion_table(confusion),
         f"Predicted class counts: {counts}",
     ]
     cls = collapsed_class(confusion)

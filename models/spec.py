@@ -19,7 +19,9 @@ Init = Literal[
     "he_normal",
     "he_uniform",
     "torch_default",  # nn.Linear's own rule: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    "legacy_numpy",  # np.random.seed(init_seed), then legacy_call per entry of draw_order (models/init.py)
 ]
+LegacyCall = Literal["rand", "randn"]
 BiasInit = Literal["zeros", "like_weights"]
 Reduction = Literal["mean", "sum"]
 
@@ -49,6 +51,11 @@ class MLPSpec:
     init_std: float = 0.2
     bias_init: BiasInit = "zeros"
     init_seed: int = 0
+    # init "legacy_numpy" only: the legacy generator's call (rand: U[0, 1), randn: N(0, 1)) and the
+    # order of the calls. An entry is a whole parameter named as in weights_*.json ("W1", "b1", "K1",
+    # "c1": one call of its shape) or one scalar ("W1[1,0]": one call); empty = K, W, then c, b in layer order.
+    legacy_call: LegacyCall = "rand"
+    draw_order: list[str] = field(default_factory=list)
     # Inverted dropout after every hidden dense activation while training: each unit is kept with
     # probability 1 - dropout and scaled by 1 / (1 - dropout), so evaluation needs no rescaling.
     dropout: float = 0.0

@@ -168,11 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     one_cycle = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=2.0, cycle_momentum=False)
     schedule = one_cycle if args.one_cycle else None
     module = MODULES[args.module](MLPSpec(**SPEC), optimizer=optimizer, lr_scheduler=schedule)
-    data = Week04DataModule(
-        train_path=str(args.out.parent / "absent.csv"),  # the notebook's synthetic data
-        test_path=str(args.out.parent / "absent.csv"),
-        batch_size=args.global_batch // args.devices,
-    )
+    data = Week04DataModule(batch_size=args.global_batch // args.devices)  # no paths: the notebook's synthetic data
     recorder = RunRecorder(args.out)
     trainer = pl.Trainer(
         accelerator=args.accelerator,

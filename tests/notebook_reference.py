@@ -1,8 +1,11 @@
-"""The week-4 notebook's data recipe, restated independently in plain NumPy, as a test oracle.
-
-Its training loop is :func:`benchmarks.baselines.week04_numpy_sgd`, shared with the benchmarks."""
+"""Notebook procedures restated independently in plain Python/NumPy, as test oracles: the week-4
+data recipe (its training loop is :func:`benchmarks.baselines.week04_numpy_sgd`, shared with the
+benchmarks) and the flower notebook's seeded scalar loop."""
 
 from __future__ import annotations
+
+import csv
+from pathlib import Path
 
 import numpy as np
 
@@ -18,3 +21,54 @@ def notebook_data(seed: int = 0) -> tuple[np.ndarray, ...]:
     (xtr, ytr), (xte, yte) = parts
     i, j = rng.permutation(400), rng.permutation(200)
     return xtr[i], ytr[i], xte[j], yte[j]
+
+
+# ---- flower notebook (003): its per-flower scalar loop, restated ------------------------------------
+
+FLOWER_PARAMETERS = ("w1", "w2", "w3", "w4", "w5", "w6", "b1", "b2", "b3")
+
+
+def flower_rows(path: Path) -> tuple[list[tuple[float, float]], list[int]]:
+    """(sun, water) per row in file order, and outcome 'Thrived' as 1, anything else as 0."""
+    with path.open(newline="") as f:
+        records = list(csv.DictReader(f))
+    return [(float(r["sun"]), float(r["water"])) for r in records], [int(r["outcome"] == "Thrived") for r in records]
+
+
+def flower_initial(seed: int = 42) -> dict[str, float]:
+    """Global legacy seed, then one uniform scalar per parameter in the notebook's order."""
+    np.random.seed(seed)
+    return {name: float(np.random.rand()) for name in FLOWER_PARAMETERS}
+
+
+def _logistic(z: float) -> float:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def flower_scalar_sgd(
+    points: list[tuple[float, float]], outcomes: list[int], epochs: int, lr: float = 0.1, seed: int = 42
+) -> dict[str, float]:
+    """The notebook's training: every epoch visits the rows in order and updates all nine scalars
+    after each row, with the BCE derivative taken through the output as the notebook does."""
+    p = flower_initial(seed)
+    for _ in range(epochs):
+        for (sun, water), target in zip(points, outcomes):
+            z1 = p["w1"] * sun + p["w2"] * water + p["b1"]
+            z2 = p["w3"] * sun + p["w4"] * water + p["b2"]
+            h1, h2 = _logistic(z1), _logistic(z2)
+            z3 = p["w5"] * h1 + p["w6"] * h2 + p["b3"]
+            out = _logistic(z3)
+            d_out = -(target / out - (1 - target) / (1 - out))  # dL/d(out) of -[y log out + (1-y) log(1-out)]
+            slope3 = _logistic(z3) * (1 - _logistic(z3))
+            slope1 = _logistic(z1) * (1 - _logistic(z1))
+            slope2 = _logistic(z2) * (1 - _logistic(z2))
+            via_h1 = d_out * p["w5"] * slope3 * slope1  # uses w5, w6 from before this row's update
+            via_h2 = d_out * p["w6"] * slope3 * slope2
+            step = {
+                "w1": via_h1 * sun, "w2": via_h1 * water, "b1": via_h1,
+                "w3": via_h2 * sun, "w4": via_h2 * water, "b2": via_h2,
+                "w5": d_out * h1 * slope3, "w6": d_out * h2 * slope3, "b3": d_out * slope3,
+            }  # fmt: skip
+            for name, grad in step.items():
+                p[name] -= lr * grad
+    return p

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import w4_lenet_update
 
 
+@pytest.mark.slow
 def test_lenet_update_benchmark_runs_and_agrees_with_autograd() -> None:
     result = w4_lenet_update.run(repeats=1)
     assert set(result["per_update_ms"]) == {"hand_derived", "autograd_native", "autograd_plain"}

@@ -17,7 +17,7 @@ WEEK04 = dict(input_size=2, hidden_sizes=[3, 3], output_size=2, activation="sigm
 
 
 def train(module, tmp_path, batch_size: int, epochs: int = 1, limit: int | None = None):
-    dm = Week04DataModule(train_path=str(tmp_path / "a.csv"), test_path=str(tmp_path / "b.csv"), batch_size=batch_size)
+    dm = Week04DataModule(batch_size=batch_size)
     trainer = quiet_trainer(tmp_path, max_epochs=epochs, limit_val_batches=0, limit_train_batches=limit)
     trainer.fit(module, datamodule=dm)
     return trainer
@@ -43,6 +43,7 @@ OPTIMIZERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module_class", [ManualModule, NativeModule])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_block_updates_equal_one_update_per_step(tmp_path, module_class, name: str) -> None:
@@ -62,7 +63,7 @@ def test_uneven_last_chunk_matches_hand_stepped_updates(tmp_path) -> None:
     block = ManualModule(MLPSpec(**WEEK04), optimizer=lambda p: torch.optim.SGD(p, lr=0.1), rows_per_update=3)
     train(block, tmp_path / "b", batch_size=64)
     # the same sequence of updates, expressed as batches: every block is cut into 3,3,...,3,1
-    dm = Week04DataModule(train_path=str(tmp_path / "a.csv"), test_path=str(tmp_path / "b.csv"), batch_size=64)
+    dm = Week04DataModule(batch_size=64)
     dm.setup("fit")
     loader = dm.train_dataloader()
     loader.sampler.set_epoch(0)

@@ -66,6 +66,7 @@ def finite_differences(
 CONV_COMBINATIONS = list(itertools.product(ACTIVATIONS, [False, True], HEADS, [1, 2]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation,bias,head,conv_depth", CONV_COMBINATIONS)
 def test_conv_front_matches_autograd_and_finite_differences(
     activation: str, bias: bool, head: str, conv_depth: int

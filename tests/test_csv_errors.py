@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from datamodules import CSVDataModule
@@ -138,3 +140,81 @@ def test_predict_without_a_checkpoint_or_training_file(tmp_path) -> None:
     dm = CSVDataModule(predict_path=write(tmp_path / "p.csv", "a,b\n1,2\n"))
     with pytest.raises(DataError, match=r"pass --ckpt_path of a run trained with this data, or set data\.train_path"):
         dm.predict_dataloader()
+
+
+@pytest.mark.parametrize("huge", ["1e308", "1e200"])
+def test_values_that_overflow_standardisation_name_the_column(tmp_path, huge: str) -> None:
+    rows = "".join(f"{huge if i % 2 else 1},{i},{'yes' if i % 3 else 'no'}\n" for i in range(8))
+    path = write(tmp_path / "big.csv", "a,b,label\n" + rows)
+    shown = re.escape(f"{float(huge):.3g}")
+    with pytest.raises(DataError, match=rf"big\.csv: column\(s\) \['a'\] hold values up to {shown}, too large"):
+        fitted(path, normalize="standardize")
+
+
+def test_a_test_value_that_overflows_after_normalising_names_its_cell(tmp_path) -> None:
+    train = write(tmp_path / "train.csv", "a,b,label\n1,2,yes\n-1,4,no\n")  # a: mean 0, std 1
+    test = write(tmp_path / "test.csv", "a,b,label\n1,2,yes\n-1.7e308,4,no\n")
+    dm = fitted(train, test_path=test, normalize="max")  # a / 1: fine; b / 4: fine
+    assert dm.tensors("test")[0].isfinite().all()
+    scaled = fitted(write(tmp_path / "small.csv", "a,b,label\n1e-10,2,yes\n-1e-10,4,no\n"), test_path=test)
+    scaled.hparams.normalize = "standardize"
+    scaled.fit_state()
+    with pytest.raises(DataError, match=r"test\.csv, line 3, column 'a': '-1\.7e308' becomes -inf after normalize"):
+        scaled.tensors("test")
+
+
+def test_a_constant_column_is_left_unscaled_with_a_warning(tmp_path) -> None:
+    path = write(tmp_path / "t.csv", "a,b,label\n5,1,yes\n5,2,no\n5,3,yes\n")
+    with pytest.warns(UserWarning, match=r"t\.csv: column\(s\) \['a'\] have one value in every training row"):
+        dm = fitted(path, normalize="standardize")
+    x = dm.tensors("train")[0]
+    assert x.isfinite().all() and x[:, 0].eq(0).all()
+
+
+def test_values_float32_cannot_hold_are_refused_for_a_float32_run(tmp_path) -> None:
+    dm = fitted(write(tmp_path / "t.csv", "a,b,label\n1e300,2,yes\n1,4,no\n"))
+    assert dm.tensors("train")[0].isfinite().all()  # float64 holds them
+    dm.forget_tensors()
+    dm.run_precision = "32-true"
+    with pytest.raises(DataError, match=r"the train features hold 1e\+300 \(row 1 of the split, 'a'\), which float32"):
+        dm.tensors("train")
+
+
+def test_a_quoted_cell_running_over_lines_is_reported_where_it_starts(tmp_path) -> None:
+    path = write(tmp_path / "q.csv", 'a,b,label\n1,2,yes\n3,"4\n5,6,no\n7,8",yes\n9,10,no\n')
+    with pytest.raises(DataError, match=r"q\.csv, line 3, column 'b': the cell runs over several lines .*line 3"):
+        fitted(path)
+    ragged = write(tmp_path / "r.csv", 'a,b,label\n1,2,yes\n3,"4\n5",6,no\n9,10,no\n')
+    with pytest.raises(DataError, match=r"r\.csv, line 3: 4 cells but .* \(a quoted cell runs from line 3 to 4\)"):
+        fitted(ragged)
+
+
+@pytest.mark.parametrize(("header", "delimiter"), [("a;b;label", ";"), ("a\tb\tlabel", "\t"), ("a|b|label", "|")])
+def test_a_one_column_header_suggests_the_delimiter(tmp_path, header: str, delimiter: str) -> None:
+    path = write(tmp_path / "d.csv", header + "\n" + "1" + delimiter + "2" + delimiter + "yes\n")
+    with pytest.raises(
+        DataError,
+        match=rf"d\.csv, line 1: the header is one column .*Set data\.delimiter: {re.escape(repr(delimiter))}",
+    ):
+        fitted(path)
+    semicolons = write(
+        tmp_path / "ok.csv", f"a{delimiter}b{delimiter}label\n1{delimiter}2{delimiter}yes\n3{delimiter}4{delimiter}no\n"
+    )
+    assert fitted(semicolons, delimiter=delimiter).tensors("train")[0].tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_an_unknown_encoding_name_is_a_config_message(tmp_path) -> None:
+    with pytest.raises(DataError, match=r"data\.encoding 'utf-9' is not a text encoding Python knows"):
+        fitted(write(tmp_path / "t.csv", GOOD), encoding="utf-9")
+
+
+def test_week04_named_files_must_exist_and_come_in_pairs(tmp_path) -> None:
+    from datamodules.week04 import Week04DataModule
+
+    with pytest.raises(DataError, match=r"absent\.csv: file not found"):
+        Week04DataModule(train_path=str(tmp_path / "absent.csv"), test_path=str(tmp_path / "absent.csv")).setup()
+    with pytest.raises(DataError, match=r"data\.train_path is set but data\.test_path is not"):
+        Week04DataModule(train_path=str(tmp_path / "a.csv")).setup()
+    fallback = Week04DataModule()
+    fallback.setup()
+    assert fallback.source.startswith("synthetic fallback, because no data.train_path / data.test_path was given")

@@ -131,6 +131,7 @@ def assert_same_run(run: dict, reference: dict) -> None:
         assert run["test"][key] == pytest.approx(reference["test"][key], rel=1e-6)
 
 
+@pytest.mark.ddp
 def test_manual_module_under_ddp_equals_one_process(tmp_path, single) -> None:
     run = launch(tmp_path, "manual", 2, "ddp")
     assert_same_run(run, single["manual"])
@@ -140,6 +141,7 @@ def test_manual_module_under_ddp_equals_one_process(tmp_path, single) -> None:
         assert rank["grad_sync_all_reduces"] == run["global_step"]
 
 
+@pytest.mark.ddp
 def test_native_module_under_ddp_equals_one_process(tmp_path, single) -> None:
     run = launch(tmp_path, "native", 2, "ddp")
     assert_same_run(run, single["native"])
@@ -148,6 +150,7 @@ def test_native_module_under_ddp_equals_one_process(tmp_path, single) -> None:
         assert rank["grad_sync_all_reduces"] == 0
 
 
+@pytest.mark.ddp
 @pytest.mark.parametrize("module", ["manual", "native"])
 def test_one_cycle_schedule_under_ddp_equals_one_process(tmp_path, module: str) -> None:
     """Each rank steps its own schedule once per update; they stay in step with one process."""
@@ -157,12 +160,14 @@ def test_one_cycle_schedule_under_ddp_equals_one_process(tmp_path, module: str) 
     assert run["learning_rates"] == reference["learning_rates"] * 2  # both ranks end on the same rate
 
 
+@pytest.mark.ddp
 def test_manual_module_under_ddp_spawn_equals_one_process(tmp_path, single) -> None:
     run = launch(tmp_path, "manual", 2, "ddp_spawn", "--no-test")  # test would spawn 2 more processes
     assert_same_training(run, single["manual"])
     assert all(rank["grad_sync_all_reduces"] == run["global_step"] for rank in run["per_rank"])
 
 
+@pytest.mark.ddp
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices for a 2-GPU NCCL run")
 def test_manual_module_on_two_gpus_equals_one_process(tmp_path, single) -> None:
     out = tmp_path / "gpu.json"
@@ -195,7 +200,7 @@ def test_trainer_presets_parse_as_the_cli_reads_them(name: str) -> None:
         assert trainer.strategy == strategy
 
 
-@pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
+@pytest.mark.ddp
 def test_cli_with_ddp_cpu_preset_matches_one_process(tmp_path) -> None:
     """The README's command on 2 CPU processes, against the same config on one with twice the batch."""
     from callbacks.weights_export import notebook_weights
@@ -203,7 +208,7 @@ def test_cli_with_ddp_cpu_preset_matches_one_process(tmp_path) -> None:
     from train import make_cli
 
     common = ["--config", str(ROOT / "configs" / "week04.yaml"), "--model.rows_per_update", "null"]
-    common += ["--data.train_path", str(tmp_path / "absent.csv"), "--trainer.max_epochs", "1"]
+    common += ["--trainer.max_epochs", "1"]
     common += ["--trainer.logger.init_args.save_dir", str(tmp_path / "runs")]
     cmd = [sys.executable, str(ROOT / "train.py"), "fit", *common]
     cmd += ["--trainer", str(ROOT / "configs" / "trainer" / "ddp_cpu.yaml"), "--data.batch_size", "8"]

@@ -12,6 +12,7 @@ from experiments.probe import EpochProbe
 from experiments.runner import CONFIGS, QUIET, run
 from models.lightning_modules import MLPModule
 from models.spec import MLPSpec
+from tests.conftest import needs_debian_fashion
 from train import make_cli
 
 
@@ -25,7 +26,8 @@ def test_every_experiment_config_builds(config: str) -> None:
 def test_repeated_rows_give_the_same_weights_as_one_update_per_epoch(tmp_path) -> None:
     plain = run("lab04", ["--trainer.max_epochs=20"])
     fast = run("lab04", lab04.fast_overrides(20, 10, tmp_path))
-    assert plain.trainer.global_step == fast.trainer.global_step == 20
+    assert plain.module.updates_done == fast.module.updates_done == 20
+    assert plain.trainer.global_step == 20 and fast.trainer.global_step == 2  # one Lightning step per block
     assert fast.trainer.current_epoch == 2
     for a, b in zip(plain.module.net.parameters(), fast.module.net.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
@@ -39,6 +41,7 @@ def test_weights_only_file_reloads_into_a_new_module(tmp_path) -> None:
     assert 0 < scaled < 1 and points == scaled * 100
 
 
+@pytest.mark.slow
 def test_quick_run_writes_tables_with_numbers(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # run_all moves to the project root; monkeypatch moves back afterwards
     path = run_all.main(["--quick", "--only", "lab04", "week04", "--out", str(tmp_path), "--work-dir", str(tmp_path)])
@@ -54,7 +57,7 @@ def test_quick_run_writes_tables_with_numbers(tmp_path, monkeypatch) -> None:
 
 
 NEXT_IDEAS = sorted(p.name for p in (CONFIGS / "next_ideas").glob("*.yaml"))
-ONE_BLOCK = ["--trainer.max_epochs=1", "--trainer.max_steps=40"]  # one training step: 40 updates of 128 rows
+ONE_BLOCK = ["--trainer.max_epochs=1", "--trainer.max_steps=1"]  # one training step: 40 updates of 128 rows
 
 
 @pytest.mark.parametrize("layer", NEXT_IDEAS)
@@ -74,6 +77,8 @@ def test_next_idea_configs_layer_on_the_mlp_config(layer: str) -> None:
         assert spec == MLPSpec.lenet(init_seed=42)  # the preset the W4 benchmark times
 
 
+@pytest.mark.slow
+@needs_debian_fashion
 def test_lenet_trains_the_same_by_hand_and_by_autograd_in_float64() -> None:
     """One block of 40 updates on real Fashion-MNIST: hand-derived conv, pooling and dense gradients follow
     autograd's trajectory to rounding."""
@@ -83,7 +88,7 @@ def test_lenet_trains_the_same_by_hand_and_by_autograd_in_float64() -> None:
     manual = run("fashion_mnist_mlp", common, EpochProbe(splits=()), layers=layers)
     native_args = [*common, "--model.class_path=models.NativeModule"]
     native = run("fashion_mnist_mlp", native_args, EpochProbe(splits=()), layers=layers)
-    assert manual.trainer.global_step == native.trainer.global_step == 40
+    assert manual.module.updates_done == native.module.updates_done == 40
     assert len(manual.module.net.convs) == 2
     start = type(manual.module)(manual.module.spec).double()
     for a, b, initial in zip(manual.module.net.parameters(), native.module.net.parameters(), start.net.parameters()):
@@ -91,11 +96,13 @@ def test_lenet_trains_the_same_by_hand_and_by_autograd_in_float64() -> None:
         assert not torch.equal(a, initial.to(a))  # they did train
 
 
+@pytest.mark.slow
+@needs_debian_fashion
 def test_one_cycle_config_spans_the_run(tmp_path) -> None:
     # With its logger: the layer adds a LearningRateMonitor, which logs the schedule to TensorBoard.
     overrides = [*ONE_BLOCK, f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.enable_progress_bar=false"]
     result = run("fashion_mnist_mlp", overrides, quiet=False, layers=[CONFIGS / "next_ideas" / "one_cycle.yaml"])
     scheduler = result.trainer.lr_scheduler_configs[0].scheduler
-    assert scheduler.total_steps == scheduler.last_epoch == result.trainer.global_step == 40
+    assert scheduler.total_steps == scheduler.last_epoch == result.module.updates_done == 40
     assert result.trainer.optimizers[0].param_groups[0]["momentum"] == 0  # not cycled: plain SGD
     assert list(tmp_path.glob("fashion_mnist_one_cycle/version_0/events.out.tfevents.*"))

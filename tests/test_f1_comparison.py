@@ -16,7 +16,7 @@ WEEK04 = dict(input_size=2, hidden_sizes=[3, 3], output_size=2, activation="sigm
 
 
 def evaluate_run(tmp_path, module_class, table) -> tuple[F1Comparison, dict]:
-    dm = Week04DataModule(train_path=str(tmp_path / "no.csv"), test_path=str(tmp_path / "no2.csv"))
+    dm = Week04DataModule()
     callback = F1Comparison(table_path=str(table))
     trainer = quiet_trainer(tmp_path, callbacks=[callback])
     metrics = trainer.test(module_class(MLPSpec(**WEEK04, init_seed=3)), datamodule=dm, verbose=False)[0]

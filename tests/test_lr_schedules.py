@@ -86,7 +86,7 @@ def test_epoch_interval_steps_once_per_epoch(tmp_path, module_class) -> None:
 
 def test_max_steps_bounds_the_schedule(tmp_path) -> None:
     module = ManualModule(MLPSpec(**WEEK04), lr_scheduler=ONE_CYCLE, rows_per_update=1)
-    dm = Week04DataModule(train_path=str(tmp_path / "a.csv"), test_path=str(tmp_path / "b.csv"), batch_size=400)
+    dm = Week04DataModule(batch_size=400)
     trainer = quiet_trainer(tmp_path, max_epochs=-1, max_steps=3, limit_val_batches=0)
     trainer.fit(module, datamodule=dm)
     scheduler = trainer.lr_scheduler_configs[0].scheduler
@@ -114,6 +114,7 @@ def test_ranks_with_unequal_update_counts_are_refused() -> None:
     assert unequal_update_counts([even.batch_rows(r, 2) for r in range(2)], 1) is None
 
 
+@pytest.mark.slow
 def test_one_cycle_from_the_command_line(tmp_path) -> None:
     schedule = '{"class_path": "torch.optim.lr_scheduler.OneCycleLR", "init_args": {"max_lr": 0.3}}'
     monitor = ["--trainer.callbacks+", "LearningRateMonitor", "--trainer.callbacks.logging_interval", "step"]

@@ -1,11 +1,11 @@
 """MNIST family: IDX reading (gz or not, torchvision layout or flat), the seeded 10% validation
-split, normalisation, the offline error, and the real Fashion-MNIST from Debian's package."""
+split, normalisation, the offline error, and the real Fashion-MNIST from Debian's package (skipped
+with the install command when it is absent)."""
 
 from __future__ import annotations
 
 import gzip
 import struct
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +16,7 @@ import torchvision
 import datamodules.mnist as mnist_module
 from datamodules import MNISTDataModule
 from datamodules.csv_table import DataError
-
-DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+from tests.conftest import DEBIAN_FASHION, needs_debian_fashion
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -122,9 +121,9 @@ def test_corrupt_idx_file_is_named(tmp_path) -> None:
         MNISTDataModule("mnist", data_dir=str(tmp_path), download=False).setup("fit")
 
 
+@needs_debian_fashion
 def test_real_fashion_mnist_from_the_debian_package(tmp_path) -> None:
-    assert DEBIAN_FASHION.is_dir(), "install it: apt-get install dataset-fashion-mnist (CI does, see .ci/run)"
-    start = time.perf_counter()
+    """Its load time is benchmark W5 (benchmarks/w5_fashion_load.py), not an assertion here."""
     dm = MNISTDataModule("fashion_mnist", data_dir=str(tmp_path), download=False)
     dm.setup("fit")
     sizes = [len(dm.tensors(s)[0]) for s in ("train", "val", "test")]
@@ -137,4 +136,3 @@ def test_real_fashion_mnist_from_the_debian_package(tmp_path) -> None:
     assert abs(float(x.mean())) < 0.01 and abs(float(x.std()) - 1) < 0.01
     batch = next(iter(dm.train_dataloader()))
     assert batch[0].shape == (128, 784) and batch[1].shape == (128,)
-    assert time.perf_counter() - start < 20

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -32,6 +33,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_lab04_cli_fit_then_predict_new_rows_in_original_units(tmp_path) -> None:
     config = ["--config", str(ROOT / "configs/lab04.yaml"), "--trainer.logger.init_args.save_dir", str(tmp_path)]
     fitted = run_cli("fit", *config, "--trainer.max_epochs", "100", "--test_after_fit", "false")
@@ -73,7 +75,8 @@ def test_flower_checkpoint_carries_the_standardisation_and_the_class_mapping(tmp
     predict_dm = CSVDataModule(predict_path=str(ROOT / "data/flower/new_flowers.csv"), normalize="standardize")
     fresh = NativeModule(MLPSpec(**spec))
     writer = PredictionWriter(output_dir=str(tmp_path / "out"))
-    quiet_trainer(tmp_path, callbacks=[writer]).predict(
+    # the checkpoint callback too, as Lightning asks of a trainer restoring a checkpoint that one wrote
+    quiet_trainer(tmp_path, callbacks=[writer, checkpoint], enable_checkpointing=True).predict(
         fresh, datamodule=predict_dm, ckpt_path=checkpoint.best_model_path
     )
     rows = read_rows(writer.last_path)

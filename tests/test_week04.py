@@ -21,7 +21,7 @@ WEEK04 = dict(input_size=2, hidden_sizes=[3, 3], output_size=2, activation="sigm
 
 
 def test_synthetic_fallback_is_the_notebook_recipe_bit_for_bit(tmp_path) -> None:
-    dm = Week04DataModule(train_path=str(tmp_path / "none.csv"), test_path=str(tmp_path / "none2.csv"))
+    dm = Week04DataModule()
     dm.setup("fit")
     assert "synthetic" in dm.source
     expected = notebook_data(0)
@@ -56,7 +56,7 @@ def test_bad_csv_cell_names_file_line_and_column(tmp_path) -> None:
 
 
 def test_loader_order_is_the_notebooks_per_epoch_permutation() -> None:
-    dm = Week04DataModule(train_path="/nonexistent/a.csv", test_path="/nonexistent/b.csv", batch_size=1, seed=3)
+    dm = Week04DataModule(batch_size=1, seed=3)
     dm.setup("fit")
     loader = dm.train_dataloader()
     rng = np.random.default_rng(3)
@@ -64,7 +64,7 @@ def test_loader_order_is_the_notebooks_per_epoch_permutation() -> None:
         loader.sampler.set_epoch(epoch)
         rows = torch.cat([x for x, _ in loader])
         np.testing.assert_array_equal(rows.numpy(), dm.x_train.numpy()[rng.permutation(400)])
-    no_shuffle = Week04DataModule(train_path="/nonexistent/a.csv", test_path="/nonexistent/b.csv", shuffle=False)
+    no_shuffle = Week04DataModule(shuffle=False)
     no_shuffle.setup("fit")
     np.testing.assert_array_equal(torch.cat([x for x, _ in no_shuffle.train_dataloader()]).numpy(), no_shuffle.x_train)
 
@@ -92,7 +92,7 @@ def check_identical_start() -> None:
 
 
 def fit(module, tmp_path, epochs: int, **trainer_kwargs):
-    dm = Week04DataModule(train_path=str(tmp_path / "no.csv"), test_path=str(tmp_path / "no2.csv"))
+    dm = Week04DataModule()
     trainer = quiet_trainer(tmp_path, max_epochs=epochs, **trainer_kwargs)
     trainer.fit(module, datamodule=dm)
     return trainer, dm
@@ -130,6 +130,7 @@ def test_manual_and_native_modules_train_to_the_same_weights(tmp_path, name: str
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_week04_reaches_f1_095_and_writes_weight_files(tmp_path) -> None:
     module = ManualModule(MLPSpec(**WEEK04))
     trainer, dm = fit(module, tmp_path, epochs=8, callbacks=[WeightsExport(print_final=False)])
@@ -153,14 +154,14 @@ def test_report_warns_when_predictions_collapse_to_one_class() -> None:
 
 
 def test_a_network_that_does_not_fit_the_week04_data_is_refused_with_the_key_to_change(tmp_path) -> None:
-    dm = Week04DataModule(train_path=str(tmp_path / "a.csv"), test_path=str(tmp_path / "b.csv"), batch_size=400)
+    dm = Week04DataModule(batch_size=400)
     module = ManualModule(MLPSpec(**{**WEEK04, "input_size": 3}))
     with pytest.raises(DataError, match=r"model\.init_args\.net\.input_size is 3 but the data has 2 features"):
         quiet_trainer(tmp_path, max_epochs=1).fit(module, datamodule=dm)
 
 
 def test_week04_predictions_carry_the_test_rows(tmp_path) -> None:
-    dm = Week04DataModule(train_path=str(tmp_path / "a.csv"), test_path=str(tmp_path / "b.csv"))
+    dm = Week04DataModule()
     header, rows = dm.prediction_inputs()
     assert header == ["x1", "x2", "label"] and len(rows) == 200
     assert [float(v) for v in rows[0][:2]] == dm.x_test[0].tolist() and int(rows[0][2]) == int(dm.y_test[0])

@@ -1,0 +1,127 @@
+"""What a failed command leaves: one message for a mistake the user can fix, and no empty run directory.
+
+Errors the user can fix (bad data, a bad config value, an unusable checkpoint) print ``error: <message>``
+on stderr with no traceback and exit with status 2, as a command-line usage error does. Set
+``BACKPROP_TRACEBACK=1`` to see the traceback as well. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from datamodules.csv_table import DataError
+
+TRACEBACK_ENV = "BACKPROP_TRACEBACK"
+USAGE_ERROR_STATUS = 2
+# What a run directory holds before anything worth keeping was written: the config and logger metadata.
+SETUP_FILES = ("config.yaml", "hparams.yaml")
+
+
+class ConfigError(ValueError):
+    """A config value a class refused; the message is the class's own, which names the key."""
+
+
+class CheckpointError(ValueError):
+    """``--ckpt_path`` names no usable checkpoint."""
+
+
+USER_ERRORS = (DataError, ConfigError, CheckpointError)
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """The error, then what it was raised from, innermost last."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def as_config_error(error: ValueError) -> ValueError:
+    """A class constructor's refusal, which jsonargparse wraps in its own ValueError listing every union
+    member it tried, as the constructor's own message; other errors are returned unchanged."""
+    innermost = list(causes(error))[-1]
+    if isinstance(innermost, DataError):
+        return innermost
+    if innermost is not error and isinstance(innermost, ValueError):
+        return ConfigError(str(innermost))
+    return error
+
+
+def checkpoint_argument(argv: list[str]) -> str | None:
+    """The ``--ckpt_path`` given on the command line, if any, to name it in a message."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--ckpt_path="):
+            return arg.split("=", 1)[1]
+        if arg == "--ckpt_path" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def user_message(error: BaseException, checkpoint: str | None = None) -> str | None:
+    """The one message to show for an error the user can fix, or None for a bug."""
+    for cause in causes(error):
+        if isinstance(cause, USER_ERRORS):
+            return str(cause)
+        if "weights_only" in str(cause):  # torch refused to unpickle: its advice to disable that is unsafe
+            return (
+                f"{f'--ckpt_path {checkpoint}: ' if checkpoint else ''}"
+                "the checkpoint could not be loaded: it holds objects that are not plain weights, so it is not a "
+                "checkpoint written by this project's train.py (or it was altered). Pass a .ckpt from "
+                "runs/<name>/version_<n>/checkpoints/."
+            )
+    return None
+
+
+def check_checkpoint(path: str | Path) -> None:
+    """A missing, empty, truncated or non-checkpoint file fails here, with its path, before any run starts."""
+    path = Path(path)
+    where = f"--ckpt_path {path}"
+    if not path.is_file():
+        raise CheckpointError(f"{where}: {'a directory' if path.is_dir() else 'no such file'}. Check the path.")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{where}: the file is empty (an interrupted save?). Use another checkpoint.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+            records = {name.split("/", 1)[-1] for name in archive.namelist()}
+    except zipfile.BadZipFile:
+        raise CheckpointError(
+            f"{where}: not a PyTorch checkpoint, or cut short (it is not the zip archive torch.save writes). "
+            "Use a .ckpt from runs/<name>/version_<n>/checkpoints/."
+        ) from None
+    if damaged is not None:
+        raise CheckpointError(f"{where}: damaged ({damaged} fails its checksum). Use another checkpoint.")
+    if not {"data.pkl", "version"} <= records:
+        raise CheckpointError(
+            f"{where}: a zip archive, but not one torch.save wrote (no data.pkl and version records). "
+            "Use a .ckpt from runs/<name>/version_<n>/checkpoints/."
+        )
+
+
+def remove_if_empty(run_dir: Path) -> bool:
+    """Delete a run directory that holds only setup files (config, hparams, TensorBoard event files)."""
+    if not run_dir.is_dir():
+        return False
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    if any(p.name not in SETUP_FILES and not p.name.startswith("events.out.tfevents") for p in files):
+        return False
+    shutil.rmtree(run_dir)
+    return True
+
+
+def report_and_exit(error: BaseException, run_dirs: list[Path], argv: list[str]) -> None:
+    """Print the user's message and exit 2, or re-raise a bug (or anything, with BACKPROP_TRACEBACK=1)."""
+    message = user_message(error, checkpoint_argument(argv))
+    if message is None or os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+        raise error
+    removed = [str(d) for d in run_dirs if remove_if_empty(d)]
+    note = f"\n(removed the empty run directory {', '.join(removed)})" if removed else ""
+    print(f"error: {message}{note}\n(set {TRACEBACK_ENV}=1 to see the traceback)", file=sys.stderr)
+    raise SystemExit(USAGE_ERROR_STATUS)
