@@ -222,7 +222,7 @@ def report(result: Comparison) -> str:
     yes = {True: "yes", False: "NO"}
     sections = [
         "Hand-derived (manual) vs autograd (native): one config, two Trainers",
-        f"  {manual.trainer.current_epoch} epochs, {steps} optimizer updates each, precision {manual.trainer.precision}",
+        f"  {manual.trainer.current_epoch} epochs, {steps} updates each, precision {manual.trainer.precision}",
         f"  identical initial weights: {yes[result.same_start]}; "
         f"identical data order (epoch 1): {yes[result.same_order]}",
         "",
