@@ -178,7 +178,12 @@ def epochs_per_step(stack: list[Member], epochs: int) -> int:
 
 
 def train_stack(
-    stack: list[Member], epochs: int, snapshots: list[int], dtype: torch.dtype, logger: TensorBoardLogger
+    stack: list[Member],
+    epochs: int,
+    snapshots: list[int],
+    dtype: torch.dtype,
+    logger: TensorBoardLogger,
+    progress_bar: bool = True,
 ) -> SweepModule:
     first = stack[0]
     names = [m.name for m in stack]
@@ -194,6 +199,7 @@ def train_stack(
         logger=logger,
         enable_checkpointing=False,
         enable_model_summary=False,
+        enable_progress_bar=progress_bar,
         log_every_n_steps=1,
     )
     with warnings.catch_warnings():
@@ -275,7 +281,10 @@ class SweepResult:
         raise KeyError(member_name)
 
 
-def run_sweep(make_cli: Callable[..., LightningCLI], args: list[str], sweep_path: str) -> SweepResult:
+def run_sweep(
+    make_cli: Callable[..., LightningCLI], args: list[str], sweep_path: str, save_dir: str = "runs"
+) -> SweepResult:
+    """Every member of the grid, trained stack by stack; logs under ``<save_dir>/<sweep name>_sweep``."""
     sweep = read_sweep_file(sweep_path)
     quiet = ["--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"]
     cli = make_cli([*args, *quiet], run=False)
@@ -285,7 +294,6 @@ def run_sweep(make_cli: Callable[..., LightningCLI], args: list[str], sweep_path
     epochs = int(cli.config.trainer.max_epochs or 1)
     snapshots = sorted({e for e in sweep["snapshots"] if e <= epochs} | {epochs})
     dtype = torch.float64 if str(cli.config.trainer.precision).startswith("64") else torch.float32
-    save_dir = "runs"
     name = f"{Path(sweep_path).stem}_sweep"
     root = TensorBoardLogger(save_dir, name=name)
     stacks = plan_stacks(members, sweep["max_members"])
@@ -294,9 +302,9 @@ def run_sweep(make_cli: Callable[..., LightningCLI], args: list[str], sweep_path
     for i, stack in enumerate(stacks):
         print(f"stack {i + 1}/{len(stacks)}: {len(stack)} members, {stack[0].spec.summary}", flush=True)
         logger = TensorBoardLogger(
-            save_dir, name=name, version=f"version_{root.version}/stack_{i}", default_hp_metric=False
+            save_dir, name=name, version=f"version_{root.version}/stack_{i}", default_hp_metric=False, max_queue=10_000
         )
-        module = train_stack(stack, epochs, snapshots, dtype, logger)
+        module = train_stack(stack, epochs, snapshots, dtype, logger, cli.config.trainer.enable_progress_bar)
         by_name = {m.name: m for m in stack}
         rows += [{**r, "values": by_name[r["member"]].values} for r in module.results]
         trained.append((stack, module))

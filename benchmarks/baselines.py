@@ -10,12 +10,14 @@ import torch
 from torch import nn
 
 
-def week04_numpy_sgd(x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 0.1, seed: int = 0):
-    """Week-4 from-scratch loop: 2-3-3-2 sigmoid, no bias, N(0, 0.2) init, one update per example in
-    ``default_rng(seed).permutation(n)`` order per epoch. Returns the three (fan_in, fan_out) weights
-    and every step's loss."""
+def week04_numpy_sgd(
+    x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 0.1, seed: int = 0, hidden: tuple[int, int] = (3, 3)
+):
+    """Week-4 from-scratch loop: 2-h1-h2-2 sigmoid (2-3-3-2 by default), no bias, N(0, 0.2) init, one
+    update per example in ``default_rng(seed).permutation(n)`` order per epoch. Returns the three
+    (fan_in, fan_out) weights and every step's loss."""
     init = np.random.default_rng(seed)
-    w = [init.normal(0, 0.2, size=s) for s in ((2, 3), (3, 3), (3, 2))]
+    w = [init.normal(0, 0.2, size=s) for s in ((2, hidden[0]), hidden, (hidden[1], 2))]
     order_rng = np.random.default_rng(seed)
     eye = np.eye(2)
     losses = []

@@ -27,12 +27,13 @@ from torchmetrics.functional.classification import (
 from datamodules.tensor_loader import EpochPermutation, rank_batch_slices
 from models.engine import row_chunks, update_loop
 from models.init import initial_parameters
-from models.layers.heads import head_layer, predicted_classes
+from models.layers.heads import head_layer, output_activation, predicted_classes
 from models.manual_net import LayerChain
 from models.spec import MLPSpec
 from models.stacked_optim import StackedAdam, StackedSGD
 
 MEMBER_CURVES_MAX = 100  # above this many members a stack logs the members' mean loss only
+CURVE_POINTS = 500  # epochs logged per curve at most: TensorBoard's event writer costs ~50 us a scalar
 
 
 @dataclass
@@ -64,8 +65,10 @@ class StackedEpochLoader:
     x (M, rows, features), y (M, rows). Lightning calls ``sampler.set_epoch`` with the block index."""
 
     def __init__(self, members: list[MemberData], batch_size: int, shuffle: bool, blocks: list[range]) -> None:
-        self.members, self.blocks = members, blocks
-        n = len(members[0].x_train)
+        self.blocks = blocks
+        self.x = torch.stack([m.x_train for m in members])  # (M, n, features), gathered per epoch below
+        self.y = torch.stack([m.y_train for m in members])
+        n = self.x.shape[1]
         self.orders = [EpochPermutation(n, shuffle, m.seed) for m in members]
         self.batches = rank_batch_slices(n, batch_size, 0, 1, drop_last=False)
         self.block = blocks[0]
@@ -92,16 +95,19 @@ class StackedEpochLoader:
             per_epoch.append(epoch_chunks)
         return per_epoch
 
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """(M, n): each member's row order in notebook epoch ``epoch`` (1-based), its batches one after another."""
+        orders = []
+        for order in self.orders:
+            order.set_epoch(epoch - 1)  # the single run's epoch index, 0-based
+            orders.append(order.order())
+        return np.stack(orders)[:, np.concatenate([np.arange(b.start, b.stop) for b in self.batches])]
+
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        xs, ys = [], []
-        for epoch in self.block:
-            for order in self.orders:
-                order.set_epoch(epoch - 1)  # the single run's epoch index, 0-based
-            orders = [torch.from_numpy(o.order()) for o in self.orders]
-            for rows in self.batches:
-                xs.append(torch.stack([m.x_train[order[rows]] for m, order in zip(self.members, orders)]))
-                ys.append(torch.stack([m.y_train[order[rows]] for m, order in zip(self.members, orders)]))
-        yield torch.cat(xs, dim=1), torch.cat(ys, dim=1)
+        index = torch.from_numpy(np.concatenate([self.epoch_order(e) for e in self.block], axis=1))  # (M, rows)
+        x = torch.take_along_dim(self.x, index.reshape(*index.shape, *([1] * (self.x.ndim - 2))), dim=1)
+        y = torch.take_along_dim(self.y, index.reshape(*index.shape, *([1] * (self.y.ndim - 2))), dim=1)
+        yield x, y
 
 
 class StackedData(pl.LightningDataModule):
@@ -210,7 +216,9 @@ class SweepModule(pl.LightningModule):
         for epoch, chunks in zip(loader.block, loader.chunks(self.rows_per_update)):
             with np.errstate(all="ignore"):  # a diverging member's overflow is reported below, not warned
                 losses, _ = update_loop(chain, x, y, chunks, self.step)
-            train_loss = np.stack([np.asarray(torch.as_tensor(loss).cpu()) for loss in losses]).mean(0)  # (M,)
+            train_loss = sum(losses) / len(losses)  # (M,): the mean over the epoch's updates
+            if not isinstance(train_loss, np.ndarray):
+                train_loss = train_loss.cpu().numpy()
             self.end_of_epoch(epoch, train_loss)
 
     def end_of_epoch(self, epoch: int, train_loss: np.ndarray) -> None:
@@ -220,7 +228,8 @@ class SweepModule(pl.LightningModule):
                 self.diverged_at[m] = epoch
                 self.optimizer.lr[m] = 0.0  # frozen: the others go on
         self.train_losses.append(train_loss)
-        if self.logger is not None:  # at its own notebook epoch; one curve per member for grids a person reads
+        due = epoch % max(1, self.epochs // CURVE_POINTS) == 0 or epoch == self.epochs
+        if self.logger is not None and due:  # at its own notebook epoch; one curve per member for grids a person reads
             finite = train_loss[np.isfinite(train_loss)]
             metrics = {"train/loss_members_mean": float(finite.mean())} if len(finite) else {}
             if len(self.names) <= MEMBER_CURVES_MAX:
@@ -239,22 +248,25 @@ class SweepModule(pl.LightningModule):
         rows = []
         head, k = self.spec.head, self.spec.num_classes
         for m, member in enumerate(members):
-            preds = predicted_classes(head, z[m])
-            truth = member.y_test.reshape(-1).long().to(preds.device)
-            rows.append(
-                {
-                    "member": self.names[m],
-                    "epoch": epoch,
-                    "train_loss": float(train_loss[m]),
-                    "test_loss": float(head_layer(head, self.spec.reduction).forward(z[m], member.y_test.to(z.device))),
-                    "test_accuracy": float(multiclass_accuracy(preds, truth, k, average="micro")),
-                    "test_precision": float(multiclass_precision(preds, truth, k, average="macro")),
-                    "test_recall": float(multiclass_recall(preds, truth, k, average="macro")),
-                    "test_f1": float(multiclass_f1_score(preds, truth, k, average="macro")),
-                    "collapsed": len(torch.unique(preds)) < 2,
-                    "diverged": self.diverged_at[m] is not None,
-                }
-            )
+            y_test = member.y_test.to(z.device)
+            row = {
+                "member": self.names[m],
+                "epoch": epoch,
+                "train_loss": float(train_loss[m]),
+                "test_loss": float(head_layer(head, self.spec.reduction).forward(z[m], y_test)),
+                "diverged": self.diverged_at[m] is not None,
+            }
+            if self.spec.is_classifier:
+                preds, truth = predicted_classes(head, z[m]), y_test.reshape(-1).long()
+                row["test_accuracy"] = float(multiclass_accuracy(preds, truth, k, average="micro"))
+                row["test_precision"] = float(multiclass_precision(preds, truth, k, average="macro"))
+                row["test_recall"] = float(multiclass_recall(preds, truth, k, average="macro"))
+                row["test_f1"] = float(multiclass_f1_score(preds, truth, k, average="macro"))
+                row["collapsed"] = len(torch.unique(preds)) < 2
+            else:
+                out = output_activation(head, z[m]).reshape(y_test.shape)
+                row["test_mse"] = float(((out - y_test) ** 2).mean())
+            rows.append(row)
         return rows
 
     def on_save_checkpoint(self, checkpoint: dict[str, object]) -> None:

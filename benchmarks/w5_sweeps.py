@@ -1,0 +1,85 @@
+"""W5 and W3 through the sweep: the week-4 grid (36 trajectories x 100 epochs of single-example SGD,
+snapshots at 30/60/100) and Lab 4's grid (9 configs x 10,000 full-batch epochs), each trained as one
+`train.py sweep` in-process against the notebooks' own loops run one config after another, plus the
+sweep's scaling from 1 to 10,000 members of the week-4 net (30 epochs)."""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.baselines import lab4_torch_delta_rule, week04_numpy_sgd
+from datamodules.synthetic import week04_blobs
+from sweep import run_sweep
+from train import make_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = ["--trainer.enable_progress_bar=false"]
+WEEK04_LRS, WEEK04_HIDDEN, WEEK04_SEEDS = (0.01, 0.05, 0.1, 0.2), ((3, 3), (5, 5), (10, 10)), (0, 1, 2)
+LAB4_HIDDEN, LAB4_LRS = (4, 8, 16), (0.1, 0.5, 1.0)
+
+
+def timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def sweep_seconds(config: str, sweep: str, *overrides: str) -> float:
+    """One in-process `train.py sweep` (data, stacks, training, evaluation, results), its runs in a scratch dir."""
+    args = ["--config", str(ROOT / config), *overrides, *QUIET]
+    with tempfile.TemporaryDirectory() as scratch:
+        start = time.perf_counter()
+        run_sweep(make_cli, args, str(ROOT / sweep), save_dir=scratch)
+        return time.perf_counter() - start
+
+
+def week04_grid(epochs: int = 100) -> dict[str, float]:
+    x, y, _, _ = week04_blobs(0)
+    loop, _ = timed(
+        lambda: [
+            week04_numpy_sgd(x, y, epochs, lr=lr, seed=seed, hidden=hidden)
+            for lr in WEEK04_LRS
+            for hidden in WEEK04_HIDDEN
+            for seed in WEEK04_SEEDS
+        ]
+    )
+    sweep = sweep_seconds("configs/week04.yaml", "configs/sweeps/week04_grid.yaml", f"--trainer.max_epochs={epochs}")
+    return {"notebook_loop_s": loop, "sweep_s": sweep, "ratio": sweep / loop}
+
+
+def lab4_grid(epochs: int = 10_000) -> dict[str, float]:
+    loop, _ = timed(lambda: [lab4_torch_delta_rule(h, lr, epochs) for h in LAB4_HIDDEN for lr in LAB4_LRS])
+    sweep = sweep_seconds("configs/lab04.yaml", "configs/sweeps/lab04_grid.yaml", f"--trainer.max_epochs={epochs}")
+    return {"plain_loop_s": loop, "sweep_s": sweep, "ratio": sweep / loop}
+
+
+def scaling(members: tuple[int, ...] = (1, 10, 100, 1000, 10_000), epochs: int = 30) -> list[dict[str, float]]:
+    """Seconds and peak memory of the week-4 net for ``members`` learning rates stacked (one stack)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for m in members:
+            grid = Path(scratch) / f"grid{m}.yaml"
+            lrs = ", ".join(f"{v:.6g}" for v in np.linspace(0.01, 0.2, m))
+            grid.write_text(f"grid:\n  model.init_args.optimizer.init_args.lr: [{lrs}]\n")
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            seconds = sweep_seconds("configs/week04.yaml", str(grid), f"--trainer.max_epochs={epochs}")
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            rows.append(
+                {
+                    "members": m,
+                    "seconds": seconds,
+                    "per_member_ms": 1e3 * seconds / m,
+                    "peak_rss_mb": peak / 1024,
+                    "rss_growth_mb": (peak - before) / 1024,
+                }
+            )
+    return rows
+
+
+def run(repeats: int = 1) -> dict[str, object]:
+    return {"week04": week04_grid(), "lab4": lab4_grid(), "scaling": scaling()}
