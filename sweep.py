@@ -97,7 +97,16 @@ def read_sweep_file(path: str) -> dict[str, Any]:
     snapshots = content.get("snapshots", [])
     if not isinstance(snapshots, list) or not all(isinstance(e, int) and e > 0 for e in snapshots):
         raise SweepError(f"{path}: snapshots must be a list of positive epoch numbers, got {snapshots!r}")
-    return {"grid": grid, "snapshots": snapshots, "max_members": int(content.get("max_members", 10_000)), "path": path}
+    gradients = content.get("gradients", "hand")
+    if gradients not in ("hand", "autograd"):
+        raise SweepError(f"{path}: gradients is 'hand' (hand-derived, the default) or 'autograd', got {gradients!r}")
+    return {
+        "grid": grid,
+        "snapshots": snapshots,
+        "max_members": int(content.get("max_members", 10_000)),
+        "hand_derived": gradients == "hand",
+        "path": path,
+    }
 
 
 def short_name(key: str, value: Any) -> str:
@@ -184,13 +193,14 @@ def train_stack(
     dtype: torch.dtype,
     logger: TensorBoardLogger,
     progress_bar: bool = True,
+    hand_derived: bool = True,
 ) -> SweepModule:
     first = stack[0]
     names = [m.name for m in stack]
     lrs = [m.lr for m in stack]
-    module = SweepModule(
-        [m.spec for m in stack], lrs, first.optimizer, first.rows_per_update, snapshots, names, epochs
-    ).to(dtype)
+    specs = [m.spec for m in stack]
+    module = SweepModule(specs, lrs, first.optimizer, first.rows_per_update, snapshots, names, epochs, hand_derived)
+    module.to(dtype)
     blocks = epoch_blocks(epochs, epochs_per_step(stack, epochs), snapshots)
     data = StackedData([m.data for m in stack], first.batch_size, first.shuffle, blocks)
     trainer = pl.Trainer(
@@ -304,7 +314,8 @@ def run_sweep(
         logger = TensorBoardLogger(
             save_dir, name=name, version=f"version_{root.version}/stack_{i}", default_hp_metric=False, max_queue=10_000
         )
-        module = train_stack(stack, epochs, snapshots, dtype, logger, cli.config.trainer.enable_progress_bar)
+        progress_bar = cli.config.trainer.enable_progress_bar
+        module = train_stack(stack, epochs, snapshots, dtype, logger, progress_bar, sweep["hand_derived"])
         by_name = {m.name: m for m in stack}
         rows += [{**r, "values": by_name[r["member"]].values} for r in module.results]
         trained.append((stack, module))

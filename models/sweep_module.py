@@ -17,6 +17,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call, grad_and_value, vmap
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
     multiclass_f1_score,
@@ -29,6 +30,7 @@ from models.engine import row_chunks, update_loop
 from models.init import initial_parameters
 from models.layers.heads import head_layer, output_activation, predicted_classes
 from models.manual_net import LayerChain
+from models.native_net import NativeMLP
 from models.spec import MLPSpec
 from models.stacked_optim import StackedAdam, StackedSGD
 
@@ -119,6 +121,34 @@ class StackedData(pl.LightningDataModule):
         return StackedEpochLoader(self.members, self.batch_size, self.shuffle, self.blocks)
 
 
+class AutogradStack:
+    """The autograd twin of a stacked :class:`LayerChain`, with the same ``loss`` / ``backward`` / ``z``:
+    ``torch.func`` differentiates :class:`NativeMLP` (``functional_call``) for every member at once
+    (``vmap`` of ``grad``), so a whole grid can be checked against autograd as single runs are."""
+
+    def __init__(self, spec: MLPSpec, params: list[Tensor]) -> None:
+        net = NativeMLP(spec).to(params[0].dtype).eval()  # eval: no dropout, and the sweep has none
+        names = [name for name, _ in net.named_parameters()]  # layers.0.weight, layers.0.bias, ...: stack order
+
+        def member_loss(member_params: list[Tensor], x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+            z = functional_call(net, dict(zip(names, member_params)), (x,))
+            return net.loss(z, target), z
+
+        self.params = params
+        self.gradients_and_loss = vmap(grad_and_value(member_loss, has_aux=True))
+        self.member_logits = vmap(lambda member_params, x: functional_call(net, dict(zip(names, member_params)), (x,)))
+
+    def logits(self, x: Tensor) -> Tensor:
+        return self.member_logits(self.params, x)
+
+    def loss(self, x: Tensor, target: Tensor) -> Tensor:
+        self.grads, (loss, self.z) = self.gradients_and_loss(self.params, x, target)
+        return loss
+
+    def backward(self) -> list[Tensor]:
+        return list(self.grads)
+
+
 def padded_stack(arrays: list[np.ndarray], shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Arrays of different sizes, zero-padded to ``shape`` and stacked; and the 0/1 mask of real entries."""
     stacked, mask = np.zeros((len(arrays), *shape)), np.zeros((len(arrays), *shape))
@@ -142,6 +172,7 @@ class SweepModule(pl.LightningModule):
         snapshots: list[int],
         names: list[str],
         epochs: int,
+        hand_derived: bool = True,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -149,6 +180,7 @@ class SweepModule(pl.LightningModule):
         self.spec = MLPSpec(**{**specs[0].__dict__, "hidden_sizes": widest})
         self.specs, self.names, self.snapshots = specs, names, sorted(snapshots)
         self.rows_per_update, self.epochs = rows_per_update, epochs
+        self.hand_derived = hand_derived  # False: the autograd twin (AutogradStack)
         self.diverged_at: list[int | None] = [None] * len(specs)
         self.results: list[dict[str, object]] = []
         sizes = self.spec.layer_sizes
@@ -174,7 +206,8 @@ class SweepModule(pl.LightningModule):
 
     # ---- the stack as arrays: NumPy views on the CPU, the tensors themselves elsewhere --------
     def arrays(self, t: Tensor) -> np.ndarray | Tensor:
-        return t.detach().numpy() if t.device.type == "cpu" else t.detach()
+        """NumPy views for hand-derived updates on the CPU (lower per-call cost), else the tensors."""
+        return t.detach().numpy() if self.hand_derived and t.device.type == "cpu" else t.detach()
 
     def stacked_params(self) -> list[np.ndarray | Tensor]:
         """In layer order, each weight then its bias, as the layers list their grads."""
@@ -185,7 +218,9 @@ class SweepModule(pl.LightningModule):
                 params.append(self.arrays(self.biases[k]))
         return params
 
-    def chain(self) -> LayerChain:
+    def chain(self) -> LayerChain | AutogradStack:
+        if not self.hand_derived:
+            return AutogradStack(self.spec, self.stacked_params())
         biases = [self.arrays(b) for b in self.biases] if self.spec.bias else [None] * len(self.weights)
         return LayerChain(self.spec, [(self.arrays(w), b) for w, b in zip(self.weights, biases)])
 
@@ -193,7 +228,7 @@ class SweepModule(pl.LightningModule):
         return None  # the stacked optimiser below holds one lr and one state per member
 
     def on_train_start(self) -> None:
-        lr = self.arrays(self.lrs).copy() if self.lrs.device.type == "cpu" else self.lrs.clone()
+        lr = self.arrays(self.lrs.clone())  # its own copy: a diverged member's lr is set to 0
         kind = {"sgd": StackedSGD, "adam": StackedAdam}[self.optimizer_name]
         self.optimizer = kind(lr=lr, **self.optimizer_kwargs)
         if self.optimizer_state is not None:  # resumed from a checkpoint

@@ -85,6 +85,24 @@ grid:
     assert_members_equal_single_runs(result, args, ["lr0.01-init_std0.2", "lr0.03-init_std0.5"])
 
 
+def test_the_autograd_twin_trains_every_member_to_the_same_weights(tmp_path, monkeypatch) -> None:
+    """torch.func (vmap of grad through NativeMLP) against the hand-derived stack, padded widths included."""
+    monkeypatch.chdir(tmp_path)
+    grid = """
+grid:
+  model.init_args.optimizer.init_args.lr: [0.05, 0.2]
+  model.init_args.net.hidden_sizes: [[3, 3], [5, 4]]
+"""
+    args = week04(tmp_path, "--model.init_args.rows_per_update=10", "--model.init_args.net.bias=true")
+    hand = run_sweep(make_cli, args, sweep_file(tmp_path, grid))
+    twin = run_sweep(make_cli, args, sweep_file(tmp_path, grid + "gradients: autograd\n"))
+    assert not twin.stacks[0][1].hand_derived
+    for name in ("lr0.05-h3x3", "lr0.2-h5x4"):
+        for a, b in zip(hand.final_weights(name), twin.final_weights(name)):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-9, err_msg=name)
+        assert not np.allclose(hand.final_weights(name)[0], 0)
+
+
 def test_a_grid_that_cannot_share_a_stack_runs_as_several(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     grid = """
