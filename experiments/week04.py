@@ -1,21 +1,23 @@
 """Week 4 (notebook 000): the default run with both modules, and the "try it now" grid over seeds.
 
-One 100-epoch run per (lr, hidden, seed) is probed after epochs 30, 60 and 100: with a constant
-learning rate and the same per-epoch permutations, the first 30 epochs of a 100-epoch run are
-exactly a 30-epoch run, so three runs' results come from one.
+The grid is one `train.py sweep`: all (lr, hidden, seed) trajectories train stacked, each read after
+epochs 30, 60 and 100 (with a constant learning rate and the same per-epoch permutations, the first
+30 epochs of a 100-epoch run are exactly a 30-epoch run, so three results come from one trajectory).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 
 from callbacks.figures import new_figure
-from experiments.probe import EpochProbe
 from experiments.report import Report
-from experiments.runner import run
+from experiments.runner import ROOT, run
 from reporting.tables import markdown_table
+from sweep import run_sweep
+from train import make_cli
 
 LRS = (0.01, 0.05, 0.1, 0.2)
 EPOCHS = (30, 60, 100)
@@ -33,27 +35,31 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
     lrs = LRS[1:3] if quick else LRS
     hidden_sizes = HIDDEN[:1] if quick else HIDDEN
     epochs = (3, 6) if quick else EPOCHS
+    grid = work_dir / "week04_grid.yaml"
+    grid.write_text(
+        "grid:\n"
+        f"  model.init_args.optimizer.init_args.lr: {list(lrs)}\n"
+        f"  model.init_args.net.hidden_sizes: {[list(h) for h in hidden_sizes]}\n"
+        f"  seed: {list(seeds)}\n"
+        f"snapshots: {list(epochs)}\n"
+    )
+    args = ["--config", str(ROOT / "configs/experiments/week04.yaml"), f"--trainer.max_epochs={max(epochs)}"]
+    start = time.perf_counter()
+    result = run_sweep(
+        make_cli, [*args, "--trainer.enable_progress_bar=false"], str(grid), save_dir=str(work_dir / "runs")
+    )
+    sweep_seconds = time.perf_counter() - start
     f1: dict[tuple[float, tuple[int, int], int], list[float]] = {}
     collapsed: dict[tuple[float, tuple[int, int], int], int] = {}
-    for lr in lrs:
-        for hidden in hidden_sizes:
-            for seed in seeds:
-                r = run(
-                    "week04",
-                    [
-                        f"--model.init_args.optimizer.init_args.lr={lr}",
-                        f"--model.init_args.net.hidden_sizes=[{hidden[0]},{hidden[1]}]",
-                        f"--model.init_args.net.init_seed={seed}",
-                        f"--data.init_args.seed={seed}",
-                        f"--trainer.max_epochs={max(epochs)}",
-                        "--trainer.callbacks=[]",
-                    ],
-                    EpochProbe(epochs=epochs, splits=("test",)),
-                )
-                for e in epochs:
-                    rec = r.at(e)
-                    f1.setdefault((lr, hidden, e), []).append(rec["test/f1"])
-                    collapsed[(lr, hidden, e)] = collapsed.get((lr, hidden, e), 0) + (rec["test/classes_predicted"] < 2)
+    for row in result.rows:
+        values = row["values"]
+        key = (
+            values["model.init_args.optimizer.init_args.lr"],
+            tuple(values["model.init_args.net.hidden_sizes"]),
+            row["epoch"],
+        )
+        f1.setdefault(key, []).append(row["test_f1"])
+        collapsed[key] = collapsed.get(key, 0) + row["collapsed"]
     rows = []
     for (lr, hidden, e), values in f1.items():
         n_collapsed = collapsed[(lr, hidden, e)]
@@ -79,7 +85,10 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         "for autograd). The notebook prints no scores of its own to compare with.",
         markdown_table(["module", "test accuracy", "test macro F1", "train loss", "fit s"], default_rows, digits=4),
         f"### Try-it-now grid ({len(seeds)} seeds: init_seed = data seed = {', '.join(map(str, seeds))}; "
-        "hand-derived module)",
+        "hand-derived, one sweep)",
+        f"Command: `python train.py sweep --config configs/experiments/week04.yaml --trainer.max_epochs {max(epochs)} "
+        f"--sweep configs/sweeps/week04_grid.yaml`; the {len(result.stacks[0][0])} trajectories took "
+        f"{sweep_seconds:.1f} s in one sweep.",
         "A setting is flagged when a seed's predictions on the test split all fall in one class "
         "(precision, recall and F1 of the other class are then 0, the notebook's 'why F1 = 0' case).",
         markdown_table(["lr", "epochs", "hidden", "mean F1", "min F1", "max F1", "collapse"], rows, digits=4),
