@@ -193,6 +193,7 @@ class Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+@pytest.mark.slow
 def test_max_epochs_0_warns_and_collapse_advice_names_this_config(tmp_path) -> None:
     logger, collect = logging.getLogger("lightning.pytorch.utilities.rank_zero"), Collect()
     logger.addHandler(collect)
@@ -207,6 +208,7 @@ def test_max_epochs_0_warns_and_collapse_advice_names_this_config(tmp_path) -> N
     assert "60-100" not in collapsed[0]  # week 4's numbers are gone
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_after_creating_its_directory_removes_it(tmp_path, capsys) -> None:
     cli_main(flower_args(tmp_path, "--trainer.max_epochs=1", "--test_after_fit=false"))
     ckpt = next((tmp_path / "runs" / "flower" / "version_0" / "checkpoints").glob("*.ckpt"))

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -81,6 +82,7 @@ def loads_or_names_the_file(path: Path, load) -> None:  # load: Callable[[str], 
         assert np.isfinite(np.asarray(array, dtype=float)).all()
 
 
+@pytest.mark.slow  # 150 generated files
 @settings(
     max_examples=150,
     deadline=None,

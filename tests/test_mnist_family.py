@@ -121,6 +121,7 @@ def test_corrupt_idx_file_is_named(tmp_path) -> None:
         MNISTDataModule("mnist", data_dir=str(tmp_path), download=False).setup("fit")
 
 
+@pytest.mark.slow
 @needs_debian_fashion
 def test_real_fashion_mnist_from_the_debian_package(tmp_path) -> None:
     """Its load time is benchmark W5 (benchmarks/w5_fashion_load.py), not an assertion here."""

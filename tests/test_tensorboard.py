@@ -190,6 +190,7 @@ def test_logger_keys_epoch_metrics_by_epoch_and_passes_explicit_steps(tmp_path) 
     assert steps(events, "lr-SGD") == [400]
 
 
+@pytest.mark.slow
 def test_closing_after_a_lost_writer_wakeup_does_not_hang(tmp_path) -> None:
     """Ctrl-C inside ``Queue.put`` can queue an event without waking the writer thread; Lightning's
     shutdown flush then waits for the thread's own timer, ``flush_secs`` (torch's default: 120 s)."""

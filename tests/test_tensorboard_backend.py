@@ -112,12 +112,10 @@ def backend(compare_run) -> Iterator[Backend]:
         process.wait(timeout=30)
 
 
-@pytest.mark.slow
 def test_two_runs_named_by_module_and_no_parent_run(backend) -> None:
     assert sorted(backend.get("/runs")) == ["manual", "native"]
 
 
-@pytest.mark.slow
 def test_scalars_one_step_convention_full_resolution_no_clutter(backend) -> None:
     tags = backend.get("/plugin/scalars/tags")
     for run in ("manual", "native"):
@@ -139,7 +137,6 @@ def test_scalars_one_step_convention_full_resolution_no_clutter(backend) -> None
     assert "compare/max_weight_difference" not in tags["native"]
 
 
-@pytest.mark.slow
 def test_custom_scalars_put_manual_and_native_in_one_chart_each(backend) -> None:
     layout = backend.get("/plugin/custom_scalars/layout")
     (category,) = layout["category"]
@@ -154,7 +151,6 @@ def test_custom_scalars_put_manual_and_native_in_one_chart_each(backend) -> None
     assert "loss per optimiser update" in titles and "f1" in titles
 
 
-@pytest.mark.slow
 def test_hparams_readable_columns_ticked_metrics_and_named_trials(backend) -> None:
     experiment = backend.post("/plugin/hparams/experiment", {"experimentName": ""})
     names = [info["name"] for info in experiment["hparamInfos"]]
@@ -180,7 +176,6 @@ def test_hparams_readable_columns_ticked_metrics_and_named_trials(backend) -> No
         assert values["test/f1_epoch"] == pytest.approx(f1) and 0.5 < f1 <= 1.0
 
 
-@pytest.mark.slow
 def test_images_histograms_text_and_graph(backend) -> None:
     images = backend.get("/plugin/images/tags")
     figures = {"figures/loss_curve", "figures/decision_boundary", "figures/confusion_matrix"}
