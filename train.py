@@ -9,7 +9,6 @@ written (:mod:`run_guard`); options must be spelled out in full (no abbreviation
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -26,8 +25,6 @@ from run_guard import as_config_error, check_checkpoint, report_and_exit
 # Run directories this process was about to create, removed again if the run fails with nothing in them.
 PLANNED_RUN_DIRS: list[Path] = []
 
-# The modules cast batches to their own dtype in on_after_batch_transfer, on purpose.
-warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
 
 
 class WithoutCloudTips(logging.Filter):
@@ -41,23 +38,6 @@ class WithoutCloudTips(logging.Filter):
 # Lightning prints through Python loggers named after its modules, which its docs invite users to configure
 # ("Console logging"); the tips come through rank_zero_info, whose logger is this one.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(WithoutCloudTips())
-
-
-class RunOwnAdvice(logging.Filter):
-    """Rewrites the test report's advice for a collapsed classifier (written with week 4's numbers) to name
-    this run's config files and the keys to change, with their current values."""
-
-    advice = ""  # set by each run before it starts
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.advice and "every test prediction fell in class" in message and "Try:" in message:
-            record.msg, record.args = re.sub(r"Try:.*", self.advice, message, flags=re.S), ()
-        return True
-
-
-RUN_ADVICE = RunOwnAdvice()
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(RUN_ADVICE)
 
 
 class BackpropCLI(LightningCLI):
@@ -106,7 +86,8 @@ class BackpropCLI(LightningCLI):
             self.datamodule.check_before_run(stage, spec, with_test, str(self.trainer.precision))
         if self.trainer.logger is not None and not Path(self.trainer.log_dir).exists():
             PLANNED_RUN_DIRS.append(Path(self.trainer.log_dir))
-        RUN_ADVICE.advice = self.collapse_advice()
+        if isinstance(self.model, MLPModule):
+            self.model.collapse_advice = self.collapse_advice()
 
     def collapse_advice(self) -> str:
         config = self.config[self.subcommand]
@@ -134,7 +115,6 @@ class BackpropCLI(LightningCLI):
 
 def make_cli(args: list[str] | None = None, run: bool = True) -> BackpropCLI:
     """The CLI over every MLPModule and DataModule; ``args`` and ``run=False`` serve in-process use."""
-    RUN_ADVICE.advice = ""  # a running subcommand sets its own in check_before_run; none is left from before
     with warnings.catch_warnings():
         if args is not None:  # in-process callers pass their arguments on purpose, whatever sys.argv holds
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")

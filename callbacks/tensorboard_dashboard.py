@@ -183,7 +183,7 @@ class TensorBoardDashboard(pl.Callback):
     # ---- every step: losses; last step of an epoch: histograms --------------------------------
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._pending = []
-        self._first_update = trainer.global_step
+        self._first_update = getattr(pl_module, "updates_done", trainer.global_step)  # updates before this epoch
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: object, batch: object, batch_idx: int

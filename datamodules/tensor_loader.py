@@ -1,7 +1,8 @@
 """Batches cut from tensors held whole, in a seeded order that both modules see identically.
 
-This is the fast path for small tables: no per-item ``__getitem__`` and no collate. Lightning calls
-``loader.sampler.set_epoch(epoch)`` at every epoch start, which selects that epoch's order.
+This is the fast path for small tables: no per-item ``__getitem__`` and no collate. The training
+module calls ``loader.set_epoch(epoch)`` at every epoch start (``on_train_epoch_start``), which
+selects that epoch's order.
 
 Under DDP (``torch.distributed`` initialised when the loader is iterated) every rank reads its own
 shard of the same epoch order; ``batch_size`` is per rank, so a global batch is
@@ -113,21 +114,26 @@ class TensorBatchLoader:
         self.batch_size = batch_size
         self.drop_last = drop_last
         self.shard = shard
-        self.sampler = EpochPermutation(n, shuffle, seed)
-        self.batch_sampler = None  # Lightning inspects both attributes, as on a DataLoader
+        self.permutation = EpochPermutation(n, shuffle, seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select epoch ``epoch``'s row order (0-based, Lightning's ``current_epoch``)."""
+        self.permutation.set_epoch(epoch)
 
     def unsharded(self) -> TensorBatchLoader:
         """The same batches as a single process reads them (same order, epoch and batch size)."""
-        sampler = self.sampler
-        whole = TensorBatchLoader(self.tensors, self.batch_size, sampler.shuffle, sampler.seed, self.drop_last, False)
-        whole.sampler.set_epoch(sampler.epoch)
+        permutation = self.permutation
+        whole = TensorBatchLoader(
+            self.tensors, self.batch_size, permutation.shuffle, permutation.seed, self.drop_last, False
+        )
+        whole.set_epoch(permutation.epoch)
         return whole
 
     def _slices(self, rank: int | None = None, world_size: int | None = None) -> list[slice]:
         this_rank, this_world_size = rank_and_world_size() if self.shard else (0, 1)
         rank = this_rank if rank is None else rank
         world_size = this_world_size if world_size is None else world_size
-        return rank_batch_slices(self.sampler.n, self.batch_size, rank, world_size, self.drop_last)
+        return rank_batch_slices(self.permutation.n, self.batch_size, rank, world_size, self.drop_last)
 
     def __len__(self) -> int:
         return len(self._slices())
@@ -138,7 +144,7 @@ class TensorBatchLoader:
         return [s.stop - s.start for s in self._slices(rank, world_size)]
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        order = torch.from_numpy(self.sampler.order())
+        order = torch.from_numpy(self.permutation.order())
         for positions in self._slices():
             idx = order[positions]
             yield tuple(t[idx] for t in self.tensors)

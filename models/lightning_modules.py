@@ -30,7 +30,7 @@ from models.grad_sync import all_reduce_mean_
 from models.layers.heads import output_activation, predicted_classes
 from models.manual_net import ManualMLP
 from models.native_net import NativeMLP
-from models.report import format_test_report
+from models.report import GENERAL_ADVICE, format_test_report
 from models.schedules import SchedulerInterval, build_lr_scheduler, updates_per_batch
 from models.spec import MLPSpec
 
@@ -112,6 +112,7 @@ class MLPModule(pl.LightningModule):
         # Per-epoch mean loss per stage, weighted by rows; torchmetrics syncs it over ranks.
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.test_confusion = MulticlassConfusionMatrix(net.num_classes) if net.is_classifier else None
+        self.collapse_advice = GENERAL_ADVICE  # what the test report suggests if every prediction is one class
 
     # ---- what the two modules do differently ---------------------------------------------
     def build_net(self, spec: MLPSpec) -> MLPParameters:
@@ -163,8 +164,8 @@ class MLPModule(pl.LightningModule):
         """Output pre-activations (logits)."""
         return self.net(x)
 
-    def on_after_batch_transfer(self, batch: object, dataloader_idx: int) -> object:
-        """Cast floating inputs to the model's dtype: data is held exactly (float64), models may be float32."""
+    def as_model_dtype(self, batch: object) -> object:
+        """Floating inputs in the model's dtype: data is held exactly (float64), models may be float32."""
         if isinstance(batch, (tuple, list)):
             return type(batch)(t.to(self.dtype) if torch.is_floating_point(t) else t for t in batch)
         return batch.to(self.dtype) if torch.is_floating_point(batch) else batch
@@ -216,6 +217,12 @@ class MLPModule(pl.LightningModule):
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                 self.lr_schedulers().step()
 
+    def on_train_epoch_start(self) -> None:
+        """Tell the loader which epoch begins, so it serves that epoch's seeded order (both modules alike)."""
+        loader = self.trainer.train_dataloader
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(self.current_epoch)
+
     def on_train_start(self) -> None:
         """Under DDP, refuse a block size that would give ranks different numbers of updates."""
         loader = self.trainer.train_dataloader
@@ -228,7 +235,7 @@ class MLPModule(pl.LightningModule):
             raise ValueError(problem)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, target = batch
+        x, target = self.as_model_dtype(batch)
         self.update_losses, logits = run_updates(self, x, target)
         self.updates_done += len(self.update_losses)
         loss = self.update_losses.mean()
@@ -287,7 +294,7 @@ class MLPModule(pl.LightningModule):
         self._log_epoch_metrics("val")
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
-        x, target = batch
+        x, target = self.as_model_dtype(batch)
         loss, z = self.loss_and_logits(x, target)
         self._update_and_log(stage, loss, z, target, on_step=False)
         return loss
@@ -299,6 +306,7 @@ class MLPModule(pl.LightningModule):
         return self._evaluate(batch, "test")
 
     def predict_step(self, batch: Tensor | tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        batch = self.as_model_dtype(batch)
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return output_activation(self.spec.head, self.net(x))
 
@@ -314,6 +322,7 @@ class MLPModule(pl.LightningModule):
             float(metrics["test/recall"]),
             float(metrics["test/f1"]),
             confusion,
+            self.collapse_advice,
         )
         rank_zero_info(report)
         self._log_report_text(report)

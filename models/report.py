@@ -11,9 +11,10 @@ COLLAPSE_WARNING = (
     "WARNING: every test prediction fell in class {cls}. Precision and recall of the other "
     "class(es) are undefined (no predictions, or no true positives), so they count as 0 and the "
     "macro precision and F1 collapse towards 1/K of their value. This usually means training "
-    "stalled near the initial weights. Try: more epochs (e.g. 60-100), a smaller learning rate "
-    "(e.g. 0.05), wider hidden layers (5 or 10 units), or other seeds."
+    "stalled near the initial weights. {advice}"
 )
+# What to try, in general terms; the CLI replaces it with the run's own config files and values.
+GENERAL_ADVICE = "Try: more epochs, another learning rate, wider hidden layers, or other seeds."
 
 
 def predictions_per_class(confusion: Tensor) -> list[int]:
@@ -28,7 +29,9 @@ def collapsed_class(confusion: Tensor) -> int | None:
     return nonzero[0] if len(nonzero) == 1 else None
 
 
-def format_test_report(model_name: str, precision: float, recall: float, f1: float, confusion: Tensor) -> str:
+def format_test_report(
+    model_name: str, precision: float, recall: float, f1: float, confusion: Tensor, advice: str = GENERAL_ADVICE
+) -> str:
     k = confusion.shape[0]
     counts = {j: c for j, c in enumerate(predictions_per_class(confusion))}
     lines = [
@@ -42,5 +45,5 @@ def format_test_report(model_name: str, precision: float, recall: float, f1: flo
     ]
     cls = collapsed_class(confusion)
     if cls is not None and k > 1:
-        lines.append(COLLAPSE_WARNING.format(cls=cls))
+        lines.append(COLLAPSE_WARNING.format(cls=cls, advice=advice))
     return "\n".join(lines)

@@ -64,7 +64,7 @@ def epoch_blocks(epochs: int, epochs_per_step: int, snapshots: list[int]) -> lis
 class StackedEpochLoader:
     """One stacked batch per Lightning epoch: every notebook epoch of its block, each member's rows
     in that member's own order for that epoch (its DataModule's permutation), concatenated:
-    x (M, rows, features), y (M, rows). Lightning calls ``sampler.set_epoch`` with the block index."""
+    x (M, rows, features), y (M, rows). The module calls ``set_epoch`` with the block index."""
 
     def __init__(self, members: list[MemberData], batch_size: int, shuffle: bool, blocks: list[range]) -> None:
         self.blocks = blocks
@@ -74,10 +74,9 @@ class StackedEpochLoader:
         self.orders = [EpochPermutation(n, shuffle, m.seed) for m in members]
         self.batches = rank_batch_slices(n, batch_size, 0, 1, drop_last=False)
         self.block = blocks[0]
-        self.sampler = self  # Lightning looks for sampler.set_epoch, as on a DataLoader
-        self.batch_sampler = None
 
     def set_epoch(self, block: int) -> None:
+        """Lightning epoch ``block`` (0-based) trains this block of notebook epochs."""
         self.block = self.blocks[block]
 
     def __len__(self) -> int:
@@ -234,6 +233,9 @@ class SweepModule(pl.LightningModule):
         if self.optimizer_state is not None:  # resumed from a checkpoint
             self.optimizer.load_state_dict(self.optimizer_state, self.stacked_params())
         self.masks = [self.arrays(getattr(self, f"mask{k}")) for k in range(len(self.weights))]
+
+    def on_train_epoch_start(self) -> None:
+        self.trainer.train_dataloader.set_epoch(self.current_epoch)
 
     def step(self, grads: list[np.ndarray | Tensor]) -> None:
         stride = 2 if self.spec.bias else 1

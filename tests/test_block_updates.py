@@ -66,7 +66,7 @@ def test_uneven_last_chunk_matches_hand_stepped_updates(tmp_path) -> None:
     dm = Week04DataModule(batch_size=64)
     dm.setup("fit")
     loader = dm.train_dataloader()
-    loader.sampler.set_epoch(0)
+    loader.set_epoch(0)
     optimizer = torch.optim.SGD(per_step.parameters(), lr=0.1)
     per_step.double()
     per_step.net.reset_parameters()

@@ -40,7 +40,7 @@ def per_rank_batches(loader: TensorBatchLoader, world_size: int, monkeypatch) ->
 def test_ranks_split_each_single_process_batch_in_order(n: int, per_rank: int, world_size: int, monkeypatch) -> None:
     x = torch.arange(n, dtype=torch.float64).reshape(n, 1)
     loader = TensorBatchLoader((x, x), per_rank, shuffle=True, seed=7)
-    loader.sampler.set_epoch(1)
+    loader.set_epoch(1)
     single = [b for b, _ in TensorBatchLoader((x, x), per_rank * world_size, shuffle=True, seed=7).unsharded()]
     ranks = per_rank_batches(loader, world_size, monkeypatch)
     assert len({len(batches) for batches in ranks}) == 1  # same step count on every rank, or DDP hangs
@@ -51,7 +51,7 @@ def test_ranks_split_each_single_process_batch_in_order(n: int, per_rank: int, w
     order.permutation(n)
     np.testing.assert_array_equal(torch.cat(glued).reshape(-1).numpy(), order.permutation(n))
     if (n % (per_rank * world_size)) % world_size == 0:  # the exact case: same global batches
-        loader.sampler.set_epoch(0)
+        loader.set_epoch(0)
         glued = [torch.cat(step) for step in zip(*per_rank_batches(loader, world_size, monkeypatch))]
         assert len(glued) == len(single) and all(torch.equal(a, b) for a, b in zip(glued, single))
 

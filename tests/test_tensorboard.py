@@ -62,7 +62,8 @@ def test_every_dashboard_entry_is_in_the_event_file(tmp_path, module_class) -> N
     tags = events.Tags()
 
     updates = events.Scalars(UPDATE_LOSS_TAG)
-    assert [s.step for s in updates] == list(range(1, 61)) and trainer.global_step == 60  # keyed by update
+    module = trainer.lightning_module
+    assert [s.step for s in updates] == list(range(1, 61)) and module.updates_done == 60  # keyed by update
     assert [s.value for s in updates] == pytest.approx(trainer.callbacks[0].update_losses, rel=1e-6)
     for tag in EPOCH_TAGS:  # keyed by epochs completed; test after the 2 epochs
         assert steps(events, tag) == ([2] if tag.startswith("test/") else [1, 2]), tag

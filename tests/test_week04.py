@@ -61,7 +61,7 @@ def test_loader_order_is_the_notebooks_per_epoch_permutation() -> None:
     loader = dm.train_dataloader()
     rng = np.random.default_rng(3)
     for epoch in range(3):
-        loader.sampler.set_epoch(epoch)
+        loader.set_epoch(epoch)
         rows = torch.cat([x for x, _ in loader])
         np.testing.assert_array_equal(rows.numpy(), dm.x_train.numpy()[rng.permutation(400)])
     no_shuffle = Week04DataModule(shuffle=False)
