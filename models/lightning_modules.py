@@ -6,7 +6,6 @@ Both share metrics, logging and reporting (:class:`MLPModule`); they differ only
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import asdict
 
@@ -31,7 +30,7 @@ from models.layers.heads import output_activation, predicted_classes
 from models.manual_net import ManualMLP
 from models.native_net import NativeMLP
 from models.report import GENERAL_ADVICE, format_test_report
-from models.schedules import SchedulerInterval, build_lr_scheduler, updates_per_batch
+from models.schedules import SchedulerInterval, build_lr_scheduler, planned_updates
 from models.spec import MLPSpec
 
 
@@ -178,35 +177,13 @@ class MLPModule(pl.LightningModule):
             optimizer = self.optimizer_factory(self.parameters())
         if self.lr_scheduler_factory is None:
             return optimizer
-        scheduler = build_lr_scheduler(self.lr_scheduler_factory, optimizer, self.planned_updates)
+        scheduler = build_lr_scheduler(
+            self.lr_scheduler_factory, optimizer, lambda: planned_updates(self.trainer, self.rows_per_update)
+        )
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_scheduler_interval},
         }
-
-    def planned_updates(self) -> int:
-        """Optimiser updates the whole fit will make on this rank (what OneCycleLR must span)."""
-        trainer = self.trainer
-        if not math.isfinite(trainer.estimated_stepping_batches):  # also loads the train loader
-            raise ValueError(
-                "the learning-rate schedule needs the run's length: set trainer.max_epochs or trainer.max_steps, "
-                "or give the scheduler total_steps"
-            )
-        loader = trainer.train_dataloader
-        if loader is None:  # a run bounded by max_steps alone has not loaded it yet
-            loader = trainer.datamodule.train_dataloader()
-        batches = trainer.num_training_batches if math.isfinite(trainer.num_training_batches) else len(loader)
-        if hasattr(loader, "batch_rows"):
-            rows = loader.batch_rows()[:batches]
-        else:  # a plain DataLoader: assume full batches, which can only overcount the last one
-            rows = [loader.batch_size or 1] * batches
-        per_batch = [updates_per_batch(r, self.rows_per_update) for r in rows]
-        epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs >= 0 else None
-        if trainer.max_steps < 0:
-            return sum(per_batch) * epochs
-        # Lightning stops after max_steps training steps; a step finishes all its updates.
-        steps = trainer.max_steps if epochs is None else min(trainer.max_steps, len(per_batch) * epochs)
-        return sum(per_batch[i % len(per_batch)] for i in range(steps))
 
     def step_lr_schedule(self, interval: SchedulerInterval) -> None:
         """Advance the schedule, as manual optimisation requires of the module."""

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Literal
 
+import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable
 
@@ -42,3 +43,27 @@ def build_lr_scheduler(
     if needs_length and keywords.get("total_steps") is None and keywords.get("epochs") is None:
         return factory(optimizer, total_steps=total_updates())
     return factory(optimizer)
+
+
+def planned_updates(trainer: pl.Trainer, rows_per_update: int | None) -> int:
+    """Optimiser updates the whole fit will make on this rank (what OneCycleLR must span)."""
+    if not math.isfinite(trainer.estimated_stepping_batches):  # also loads the train loader
+        raise ValueError(
+            "the learning-rate schedule needs the run's length: set trainer.max_epochs or trainer.max_steps, "
+            "or give the scheduler total_steps"
+        )
+    loader = trainer.train_dataloader
+    if loader is None:  # a run bounded by max_steps alone has not loaded it yet
+        loader = trainer.datamodule.train_dataloader()
+    batches = trainer.num_training_batches if math.isfinite(trainer.num_training_batches) else len(loader)
+    if hasattr(loader, "batch_rows"):
+        rows = loader.batch_rows()[:batches]
+    else:  # a plain DataLoader: assume full batches, which can only overcount the last one
+        rows = [loader.batch_size or 1] * batches
+    per_batch = [updates_per_batch(r, rows_per_update) for r in rows]
+    epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs >= 0 else None
+    if trainer.max_steps < 0:
+        return sum(per_batch) * epochs
+    # Lightning stops after max_steps training steps; a step finishes all its updates.
+    steps = trainer.max_steps if epochs is None else min(trainer.max_steps, len(per_batch) * epochs)
+    return sum(per_batch[i % len(per_batch)] for i in range(steps))
