@@ -146,7 +146,8 @@ class TensorBoardDashboard(pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._pending = []
-        self._first_step = trainer.global_step
+        # updates, not Lightning steps: a step may make many (rows_per_update, epochs_per_step)
+        self._first_step = getattr(pl_module, "updates_done", trainer.global_step)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: object, batch: object, batch_idx: int
@@ -228,7 +229,8 @@ class TensorBoardDashboard(pl.Callback):
             return
         step = trainer.global_step
         if self.loss_curve and self.step_losses:
-            steps_per_epoch = len(self.step_losses) // max(trainer.current_epoch, 1)
+            epochs = getattr(pl_module, "epochs_done", trainer.current_epoch)  # Lightning's counts blocks of epochs
+            steps_per_epoch = len(self.step_losses) // max(epochs, 1)
             figure = loss_curve_figure({type(pl_module).__name__: self.step_losses}, steps_per_epoch)
             writer.add_figure("figures/loss_curve", figure, step)
         if self.decision_boundary and self.decision_boundary_every_n_epochs == 0:

@@ -56,7 +56,8 @@ class WeightsExport(pl.Callback):
         payload = {
             "layout": LAYOUT,
             "model": type(module).__name__,
-            "epoch": trainer.current_epoch,
+            # Lightning's epoch counts blocks of epochs when a step runs several (model.epochs_per_step)
+            "epoch": max(trainer.current_epoch, getattr(module, "epochs_done", 0)),
             "global_step": trainer.global_step,
             "weights": {k: v.tolist() for k, v in weights.items()},
         }

@@ -184,6 +184,7 @@ class MLPModule(pl.LightningModule):
         if "dropout_generator_state" in checkpoint:
             self.net.dropout_generator.set_state(checkpoint["dropout_generator_state"])
         self.resumed_block_epochs = int(checkpoint.get("epochs_per_step", 1))
+        self.epochs_done = int(checkpoint.get("notebook_epochs_done", 0))
 
     def forward(self, x: Tensor) -> Tensor:
         """Output pre-activations (logits)."""
@@ -369,12 +370,15 @@ class MLPModule(pl.LightningModule):
             return {}
         values = metrics.compute()
         values[f"{stage}/loss"] = loss_mean.compute()
-        # Inside epoch blocks Lightning's own logging step counts blocks; log at the epoch instead.
-        at_epoch = self.block_epochs > 1 and stage == "val"
-        self.log_dict({k: v for k, v in values.items() if k != f"{stage}/loss"}, logger=not at_epoch)
-        self.log(f"{stage}/loss", values[f"{stage}/loss"], prog_bar=True, logger=not at_epoch)
-        if at_epoch and not self.trainer.sanity_checking:
-            self._log_at_epoch({k: float(v) for k, v in values.items()}, self.epochs_done - 1)
+        # Lightning discards the sanity check's values; not logging them also keeps its record of each
+        # key's arguments free for the fit's own validation, which inside epoch blocks logs at the epoch
+        # (Lightning's own logging step would count blocks).
+        if not self.trainer.sanity_checking:
+            at_epoch = self.block_epochs > 1 and stage == "val"
+            self.log_dict({k: v for k, v in values.items() if k != f"{stage}/loss"}, logger=not at_epoch)
+            self.log(f"{stage}/loss", values[f"{stage}/loss"], prog_bar=True, logger=not at_epoch)
+            if at_epoch:
+                self._log_at_epoch({k: float(v) for k, v in values.items()}, self.epochs_done - 1)
         metrics.reset()
         loss_mean.reset()
         return values
