@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,12 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
+from callbacks.progress import EpochProgressBar
 from datamodules.base import TensorDataModule
+from datamodules.tensor_loader import TensorBatchLoader
 from models import ManualModule, MLPSpec, NativeModule
 from models.engine import row_chunks
-from tests.conftest import quiet_trainer
+from tests.conftest import ROOT, quiet_trainer
 
 SPEC = dict(input_size=2, hidden_sizes=[4], output_size=3, activation="tanh", bias=True, init_std=0.5)
 EPOCHS = 7  # with 3 epochs per step: blocks of 3, 3 and 1
@@ -200,3 +203,44 @@ def test_explicit_blocks_refuse_epochs_of_several_batches(tmp_path) -> None:
     trainer = quiet_trainer(tmp_path, max_epochs=3)
     with pytest.raises(ValueError, match="set data.batch_size to at least the 13 training rows"):
         trainer.fit(module, datamodule=data)
+
+
+def test_grouped_loader_serves_each_epoch_in_its_own_order() -> None:
+    x = torch.arange(6.0)
+    alone = TensorBatchLoader((x,), batch_size=6, shuffle=True, seed=1)
+    orders = []
+    for epoch in range(5):
+        alone.sampler.set_epoch(epoch)
+        orders.append(next(iter(alone))[0])
+    grouped = TensorBatchLoader((x,), batch_size=6, shuffle=True, seed=1)
+    grouped.group_epochs(2, total_epochs=5)
+    for block, epochs in enumerate([[0, 1], [2, 3], [4]]):
+        grouped.sampler.set_epoch(block)
+        assert torch.equal(next(iter(grouped))[0], torch.cat([orders[e] for e in epochs]))
+    grouped.sampler.set_epoch(0)  # an order dropped from the sampler's memory is drawn again, the same
+    assert torch.equal(next(iter(grouped))[0], torch.cat(orders[:2]))
+
+
+def test_moons_config_logs_every_epoch_to_tensorboard(tmp_path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from train import make_cli
+
+    cli = make_cli(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "configs/moons.yaml"),
+            "--trainer.max_epochs=100",
+            "--test_after_fit=false",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+        ]
+    )
+    assert cli.model.epochs_per_step == "auto"
+    assert any(isinstance(c, EpochProgressBar) for c in cli.trainer.callbacks)
+    assert cli.trainer.global_step == 50 and cli.model.updates_done == 100  # ceil(100 / 50) = 2 epochs per step
+    run_dir = Path(cli.trainer.log_dir)
+    assert json.loads((run_dir / "weights_final.json").read_text())["epoch"] == 100
+    events = EventAccumulator(str(run_dir)).Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(100))
+    assert [e.step for e in events.Scalars("val/f1")] == list(range(1, 100, 2))
