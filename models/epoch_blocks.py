@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from typing import Literal, Union
 
+import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from torch import Tensor
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
@@ -77,3 +79,23 @@ def rows_per_epoch(values: dict[str, Tensor]) -> list[dict[str, float]]:
     """One ``{tag: value}`` per epoch, with one device sync for the whole block."""
     table = torch.stack([v.double() for v in values.values()], 1).cpu().tolist()
     return [dict(zip(values, row)) for row in table]
+
+
+class EpochLabel(pl.Callback):
+    """Labels the progress bar with the epochs the running step holds ("Epochs 20-39 of 1000"), since
+    Lightning's own epoch counter counts blocks. The modules add it themselves (``configure_callbacks``).
+
+    It relabels at batch start, after the bar has written its own label at epoch start.
+    """
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: object, batch_idx: int
+    ) -> None:
+        bar = trainer.progress_bar_callback
+        if not isinstance(bar, TQDMProgressBar) or getattr(pl_module, "block_epochs", 1) == 1:
+            return
+        first = pl_module.epochs_done
+        total = pl_module.notebook_max_epochs()
+        last = first + pl_module.block_epochs if total is None else min(first + pl_module.block_epochs, total)
+        label = f"Epoch {first}" if last - first == 1 else f"Epochs {first}-{last - 1}"
+        bar.train_progress_bar.set_description(label if total is None else f"{label} of {total}")

@@ -27,6 +27,7 @@ from torchmetrics.classification import (
 from models.base_net import MLPParameters
 from models.engine import run_updates, unequal_update_counts
 from models.epoch_blocks import (
+    EpochLabel,
     EpochsPerStep,
     check_epochs_per_step,
     per_epoch_metrics,
@@ -254,6 +255,9 @@ class MLPModule(pl.LightningModule):
             if problem:
                 raise ValueError(problem)
         self._start_epoch_blocks()
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        return [EpochLabel()]
 
     def notebook_max_epochs(self) -> int | None:
         """``trainer.max_epochs``, which counts epochs whatever the block size; None when unbounded."""
