@@ -13,6 +13,7 @@ from dataclasses import asdict
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric, MetricCollection
@@ -378,7 +379,7 @@ class MLPModule(pl.LightningModule):
         # key's arguments free for the fit's own validation, which inside epoch blocks logs at the epoch
         # (Lightning's own logging step would count blocks).
         if not self.trainer.sanity_checking:
-            at_epoch = self.block_epochs > 1 and stage == "val"
+            at_epoch = self.block_epochs > 1 and stage == "val" and self.trainer.state.fn == TrainerFn.FITTING
             self.log_dict({k: v for k, v in values.items() if k != f"{stage}/loss"}, logger=not at_epoch)
             self.log(f"{stage}/loss", values[f"{stage}/loss"], prog_bar=True, logger=not at_epoch)
             if at_epoch:
@@ -397,10 +398,6 @@ class MLPModule(pl.LightningModule):
         limit = self.notebook_max_epochs()
         if limit is not None and self.epochs_done >= limit:
             self.trainer.should_stop = True  # trainer.max_epochs counts epochs, not blocks
-
-    def on_train_end(self) -> None:
-        """Validation, test and predict after the fit run one epoch per step again."""
-        self.block_epochs = 1
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")

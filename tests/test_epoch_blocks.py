@@ -181,7 +181,10 @@ def test_resume_at_a_block_boundary_equals_the_uninterrupted_run(tmp_path, modul
     fit(first, tmp_path / "first", epochs=6, enable_checkpointing=True, callbacks=[checkpoints])
     assert first.trainer.global_step == 2
     last = str(tmp_path / "ckpt" / "last.ckpt")
-    assert torch.load(last, weights_only=True)["epochs_per_step"] == 3
+    first.trainer.save_checkpoint(tmp_path / "after_fit.ckpt")
+    for path in (last, tmp_path / "after_fit.ckpt"):
+        stored = torch.load(path, weights_only=True)
+        assert (stored["epochs_per_step"], stored["notebook_epochs_done"]) == (3, 6)
 
     resumed = make_module(module_class, "adam", 3, rows_per_update=5)
     logged_resumed, _ = fit(resumed, tmp_path / "resumed", ckpt_path=last)
