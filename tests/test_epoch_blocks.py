@@ -246,3 +246,20 @@ def test_moons_config_logs_every_epoch_to_tensorboard(tmp_path) -> None:
     events = EventAccumulator(str(run_dir)).Reload()
     assert [e.step for e in events.Scalars("train/loss")] == list(range(100))
     assert [e.step for e in events.Scalars("val/f1")] == list(range(1, 100, 2))
+
+
+def test_dashboard_writes_every_update_loss_once_in_order(tmp_path) -> None:
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from callbacks.tensorboard_dashboard import STEP_LOSS_TAG, TensorBoardDashboard
+
+    module = make_module(ManualModule, "sgd", 3, rows_per_update=5)
+    dashboard = TensorBoardDashboard(hparams=False, histograms=False, decision_boundary=False, weights_text=False)
+    logger = TensorBoardLogger(tmp_path, name="blocks")
+    trainer = quiet_trainer(tmp_path, max_epochs=EPOCHS, logger=logger, callbacks=[dashboard], limit_val_batches=0)
+    trainer.fit(module, datamodule=Shuffled())
+    events = EventAccumulator(logger.log_dir).Reload()
+    written = events.Scalars(STEP_LOSS_TAG)
+    assert [e.step for e in written] == list(range(1, 3 * EPOCHS + 1))  # 3 updates per epoch, numbered by update
+    assert len(dashboard.step_losses) == 3 * EPOCHS
