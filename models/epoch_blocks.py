@@ -10,7 +10,7 @@ the updates' losses and logits into each epoch's metrics, logged at that epoch.
 from __future__ import annotations
 
 import math
-from typing import Literal, Union
+from typing import Literal
 
 import lightning.pytorch as pl
 import torch
@@ -25,7 +25,7 @@ from torchmetrics.functional.classification import (
 
 from models.spec import MLPSpec
 
-EpochsPerStep = Union[int, Literal["auto"]]
+EpochsPerStep = int | Literal["auto"]
 
 # "auto" aims at this many training steps per run, hence as many validations and checkpoints.
 AUTO_STEPS_PER_RUN = 50
