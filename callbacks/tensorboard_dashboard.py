@@ -183,7 +183,8 @@ class TensorBoardDashboard(pl.Callback):
     # ---- every step: losses; last step of an epoch: histograms --------------------------------
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._pending = []
-        self._first_update = getattr(pl_module, "updates_done", trainer.global_step)  # updates before this epoch
+        # updates, not Lightning steps: a step may make many (rows_per_update, epochs_per_step)
+        self._first_update = getattr(pl_module, "updates_done", trainer.global_step)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: object, batch: object, batch_idx: int
@@ -261,7 +262,7 @@ class TensorBoardDashboard(pl.Callback):
         writer = self._writer(trainer)
         if writer is None:
             return
-        epochs = trainer.current_epoch
+        epochs = getattr(pl_module, "epochs_done", trainer.current_epoch)  # Lightning's counts blocks of epochs
         if self.loss_curve and self.update_losses:
             updates_per_epoch = len(self.update_losses) // max(epochs, 1)
             figure = loss_curve_figure({type(pl_module).__name__: self.update_losses}, updates_per_epoch)

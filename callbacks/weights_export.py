@@ -76,7 +76,8 @@ class WeightsExport(pl.Callback):
         payload = {
             "layout": layout_text(weights),
             "model": type(module).__name__,
-            "epoch": trainer.current_epoch,
+            # Lightning's epoch counts blocks of epochs when a step runs several (model.epochs_per_step)
+            "epoch": max(trainer.current_epoch, getattr(module, "epochs_done", 0)),
             "updates": getattr(module, "updates_done", trainer.global_step),
             "weights": {k: json_values(v) for k, v in weights.items()},
         }

@@ -2,7 +2,8 @@
 
 This is the fast path for small tables: no per-item ``__getitem__`` and no collate. The training
 module calls ``loader.set_epoch(epoch)`` at every epoch start (``on_train_epoch_start``), which
-selects that epoch's order.
+selects that epoch's order (or, with :meth:`TensorBatchLoader.group_epochs`, the block of epochs one
+training step runs).
 
 Under DDP (``torch.distributed`` initialised when the loader is iterated) every rank reads its own
 shard of the same epoch order; ``batch_size`` is per rank, so a global batch is
@@ -23,26 +24,36 @@ class EpochPermutation:
     """Epoch e uses the (e+1)-th ``permutation(n)`` of one ``numpy.random.default_rng(seed)``.
 
     That is exactly the week-4 notebook's ``rng.permutation(n)`` per epoch, so a run can be checked
-    against it step by step.
+    against it step by step. Only the latest ``keep`` orders are held; an older one is drawn again
+    from the start of the sequence.
     """
 
     def __init__(self, n: int, shuffle: bool, seed: int) -> None:
         self.n, self.shuffle, self.seed = n, shuffle, seed
         self.epoch = 0
-        self._rng = np.random.default_rng(seed)
-        self._drawn: list[np.ndarray] = []
+        self.keep = 2
+        self._restart()
+
+    def _restart(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+        self._drawn: dict[int, np.ndarray] = {}
+        self._next = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def order(self) -> np.ndarray:
+    def order(self, epoch: int | None = None) -> np.ndarray:
+        """The order of ``epoch`` (by default the epoch set last)."""
+        epoch = self.epoch if epoch is None else epoch
         if not self.shuffle:
             return np.arange(self.n)
-        while len(self._drawn) <= self.epoch:
-            self._drawn.append(self._rng.permutation(self.n))
-            if len(self._drawn) > 2:  # only the latest epochs are asked for again
-                self._drawn[-3] = np.empty(0, dtype=np.int64)
-        return self._drawn[self.epoch]
+        if epoch < self._next and epoch not in self._drawn:
+            self._restart()
+        while self._next <= epoch:
+            self._drawn[self._next] = self._rng.permutation(self.n)
+            self._drawn.pop(self._next - self.keep, None)
+            self._next += 1
+        return self._drawn[epoch]
 
 
 def rank_and_world_size() -> tuple[int, int]:
@@ -115,10 +126,30 @@ class TensorBatchLoader:
         self.drop_last = drop_last
         self.shard = shard
         self.permutation = EpochPermutation(n, shuffle, seed)
+        self.epochs_per_batch = 1
+        self.total_epochs: int | None = None
 
     def set_epoch(self, epoch: int) -> None:
         """Select epoch ``epoch``'s row order (0-based, Lightning's ``current_epoch``)."""
         self.permutation.set_epoch(epoch)
+
+    def group_epochs(self, epochs_per_batch: int, total_epochs: int | None) -> None:
+        """Serve ``epochs_per_batch`` whole epochs as one batch, so one training step can run them all.
+
+        The loader's epoch then numbers these batches: batch b holds epochs ``b*epochs_per_batch``
+        onwards, each in the order it has alone; the last batch stops at ``total_epochs``. Only an epoch
+        that is one batch can be grouped.
+        """
+        if len(self._slices()) != 1:
+            raise ValueError(f"an epoch of {len(self)} batches cannot be grouped; it must be one batch")
+        self.epochs_per_batch, self.total_epochs = epochs_per_batch, total_epochs
+        self.permutation.keep = max(self.permutation.keep, epochs_per_batch + 1)
+
+    def epochs_in_batch(self) -> range:
+        """The epochs the loader's current epoch serves (just that epoch unless grouped)."""
+        first = self.permutation.epoch * self.epochs_per_batch
+        last = first + self.epochs_per_batch
+        return range(first, last if self.total_epochs is None else min(last, self.total_epochs))
 
     def unsharded(self) -> TensorBatchLoader:
         """The same batches as a single process reads them (same order, epoch and batch size)."""
@@ -144,6 +175,13 @@ class TensorBatchLoader:
         return [s.stop - s.start for s in self._slices(rank, world_size)]
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        if self.epochs_per_batch > 1:
+            (positions,) = self._slices()
+            epochs = self.epochs_in_batch()
+            if epochs:
+                idx = torch.cat([torch.from_numpy(self.permutation.order(e))[positions] for e in epochs])
+                yield tuple(t[idx] for t in self.tensors)
+            return
         order = torch.from_numpy(self.permutation.order())
         for positions in self._slices():
             idx = order[positions]

@@ -11,11 +11,16 @@ DDP or mixed precision every update goes through ``LightningOptimizer.step``.
 For tiny dense nets on the CPU with SGD, the hand-derived updates run on NumPy views of the same
 parameters (NumPy's per-call overhead is several times lower than torch's); the SGD rule there
 follows ``torch.optim.SGD`` formula for formula and shares its momentum buffers.
+
+A step may also hold several notebook epochs (``epoch_rows``, see ``MLPModule.epochs_per_step``):
+chunks are then cut per epoch, never across an epoch boundary, and a per-epoch learning-rate
+schedule steps after each epoch's last update, exactly as it would between one-epoch steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import accumulate
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,8 +39,21 @@ if TYPE_CHECKING:
 NUMPY_PATH_MAX_PARAMETERS = 4096
 
 
-def row_chunks(n_rows: int, rows_per_update: int) -> list[slice]:
-    return [slice(start, start + rows_per_update) for start in range(0, n_rows, rows_per_update)]
+def row_chunks(n_rows: int, rows_per_update: int | None, epoch_rows: Sequence[int] | None = None) -> list[list[slice]]:
+    """The rows of each update, grouped by notebook epoch (one group when ``epoch_rows`` is None).
+
+    Each epoch is cut on its own, so no update mixes two epochs' rows; ``rows_per_update=None`` makes
+    one update per epoch (per step without ``epoch_rows``).
+    """
+    epochs = [n_rows] if epoch_rows is None else list(epoch_rows)
+    if sum(epochs) != n_rows:
+        raise ValueError(f"epoch_rows {epochs} add up to {sum(epochs)}, but the step has {n_rows} rows")
+    groups, first = [], 0
+    for rows in epochs:
+        size = rows_per_update or rows
+        groups.append([slice(start, min(start + size, first + rows)) for start in range(first, first + rows, size)])
+        first += rows
+    return groups
 
 
 def unequal_update_counts(rows_per_rank: list[list[int]], rows_per_update: int) -> str | None:
@@ -71,19 +89,33 @@ def numpy_path_applies(module: MLPModule, optimizer: torch.optim.Optimizer) -> b
     )
 
 
-def run_updates(module: MLPModule, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """Every update of one training step, in order; returns each update's loss and the logits it saw."""
+def run_updates(
+    module: MLPModule, x: Tensor, target: Tensor, epoch_rows: Sequence[int] | None = None
+) -> tuple[Tensor, Tensor]:
+    """Every update of one training step, in order; returns each update's loss and the logits it saw.
+
+    With ``epoch_rows`` the step holds consecutive notebook epochs of those many rows each: their
+    updates are cut per epoch and the per-epoch schedule steps after each epoch's last update.
+    """
     optimizer = module.optimizers()
     assert isinstance(optimizer, LightningOptimizer)
-    chunks = row_chunks(x.shape[0], module.rows_per_update or x.shape[0])
+    groups = row_chunks(x.shape[0], module.rows_per_update, epoch_rows)
+    chunks = [rows for group in groups for rows in group]
+    epoch_ends = set() if epoch_rows is None else {end - 1 for end in accumulate(len(group) for group in groups)}
+
+    def after_update(i: int) -> None:
+        module.step_lr_schedule("step")
+        if i in epoch_ends:
+            module.step_lr_schedule("epoch")
+
     trainer = module.trainer
     lean = trainer.world_size == 1 and not str(trainer.precision).endswith("mixed")
     loss_parts: list[Tensor] = []
     logit_parts: list[Tensor] = []
     first = 0
     if lean and len(chunks) > 1 and numpy_path_applies(module, optimizer.optimizer):
-        first = len(chunks) - 1  # the block's last update goes through LightningOptimizer.step below
-        losses, logits = _numpy_updates(module, optimizer.optimizer, x, target, chunks[:first])
+        first = len(chunks) - 1  # the step's last update goes through LightningOptimizer.step below
+        losses, logits = _numpy_updates(module, optimizer.optimizer, x, target, chunks[:first], after_update)
         loss_parts.append(losses)
         logit_parts.append(logits)
     for i in range(first, len(chunks)):
@@ -101,7 +133,7 @@ def run_updates(module: MLPModule, x: Tensor, target: Tensor) -> tuple[Tensor, T
             optimizer.optimizer.step()
         else:
             optimizer.step(closure=closure)
-        module.step_lr_schedule("step")
+        after_update(i)
     return torch.cat(loss_parts), torch.cat(logit_parts)
 
 
@@ -151,7 +183,12 @@ def update_loop(
 
 
 def _numpy_updates(
-    module: MLPModule, optimizer: torch.optim.SGD, x: Tensor, target: Tensor, chunks: list[slice]
+    module: MLPModule,
+    optimizer: torch.optim.SGD,
+    x: Tensor,
+    target: Tensor,
+    chunks: list[slice],
+    after_update: Callable[[int], None],
 ) -> tuple[Tensor, Tensor]:
     """Hand-derived SGD updates on NumPy views of the parameters, one per chunk of rows."""
     net = module.net
@@ -161,8 +198,9 @@ def _numpy_updates(
 
     def step(grads: list[np.ndarray]) -> None:
         sgd.step({id(p): g for p, g in zip(params, grads)})
-        module.step_lr_schedule("step")
+        after_update(next(updates))
 
+    updates = iter(range(len(chunks)))
     losses, logits = update_loop(
         LayerChain(net.spec, views), x.detach().cpu().numpy(), target.detach().cpu().numpy(), chunks, step
     )

@@ -12,6 +12,7 @@ from dataclasses import asdict
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric, MetricCollection
@@ -25,6 +26,14 @@ from torchmetrics.classification import (
 
 from models.base_net import MLPParameters
 from models.engine import run_updates, unequal_update_counts
+from models.epoch_blocks import (
+    EpochLabel,
+    EpochsPerStep,
+    check_epochs_per_step,
+    per_epoch_metrics,
+    resolve_epochs_per_step,
+    rows_per_epoch,
+)
 from models.grad_sync import all_reduce_mean_
 from models.layers.heads import output_activation, predicted_classes
 from models.manual_net import ManualMLP
@@ -70,6 +79,7 @@ class MLPModule(pl.LightningModule):
         rows_per_update: int | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: SchedulerInterval = "step",
+        epochs_per_step: EpochsPerStep = 1,
     ) -> None:
         """``optimizer`` builds a torch.optim optimizer from the parameters; default SGD(lr=0.1).
 
@@ -81,11 +91,26 @@ class MLPModule(pl.LightningModule):
         makes one optimiser update per chunk, in order: a batch of 400 rows with ``rows_per_update=1``
         gives exactly the updates of batch size 1, without Lightning's per-step cost on each of them.
         ``None`` makes one update per batch.
+
+        ``epochs_per_step`` runs that many epochs in one Lightning training step when an epoch is one
+        batch (see :mod:`models.epoch_blocks`): the same updates in the same data order, but
+        Lightning's per-epoch work (validation, checkpoints, callbacks) happens once per block of
+        epochs. ``"auto"`` makes blocks of ``ceil(max_epochs / 50)`` epochs, or 1 when epochs are not
+        one batch. ``trainer.max_epochs`` still counts epochs, and every epoch's training metrics are
+        logged at that epoch.
         """
         super().__init__()
         if rows_per_update is not None and rows_per_update < 1:
             raise ValueError(f"rows_per_update must be >= 1 or None, got {rows_per_update}")
         self.rows_per_update = rows_per_update
+        check_epochs_per_step(epochs_per_step)
+        self.epochs_per_step = epochs_per_step
+        # This fit's epochs per step (resolved at train start), the rows of one epoch, the epochs
+        # finished so far, and the epochs per step of a checkpoint being resumed.
+        self.block_epochs = 1
+        self.epoch_rows = 0
+        self.epochs_done = 0
+        self.resumed_block_epochs: int | None = None
         self.automatic_optimization = False
         # The loss of every optimiser update made by the latest training step (read by loggers), and
         # the updates made since the fit began (saved in checkpoints).
@@ -153,11 +178,15 @@ class MLPModule(pl.LightningModule):
         """What a resumed run needs beyond the weights: the update count and the dropout masks' generator."""
         checkpoint["updates_done"] = self.updates_done
         checkpoint["dropout_generator_state"] = self.net.dropout_generator.get_state()
+        checkpoint["epochs_per_step"] = self.block_epochs
+        checkpoint["notebook_epochs_done"] = self.epochs_done
 
     def on_load_checkpoint(self, checkpoint: dict[str, object]) -> None:
         self.updates_done = int(checkpoint.get("updates_done", 0))
         if "dropout_generator_state" in checkpoint:
             self.net.dropout_generator.set_state(checkpoint["dropout_generator_state"])
+        self.resumed_block_epochs = int(checkpoint.get("epochs_per_step", 1))
+        self.epochs_done = int(checkpoint.get("notebook_epochs_done", 0))
 
     def forward(self, x: Tensor) -> Tensor:
         """Output pre-activations (logits)."""
@@ -194,30 +223,103 @@ class MLPModule(pl.LightningModule):
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                 self.lr_schedulers().step()
 
-    def on_train_epoch_start(self) -> None:
-        """Tell the loader which epoch begins, so it serves that epoch's seeded order (both modules alike)."""
+    def on_train_start(self) -> None:
+        """Refuse a DDP block size that would give ranks different numbers of updates; choose this
+        fit's epochs per step."""
         loader = self.trainer.train_dataloader
+        world_size = self.trainer.world_size
+        if self.rows_per_update is not None and world_size > 1 and hasattr(loader, "batch_rows"):
+            rows = [loader.batch_rows(rank, world_size) for rank in range(world_size)]
+            problem = unequal_update_counts(rows, self.rows_per_update)
+            if problem:
+                raise ValueError(problem)
+        self._start_epoch_blocks()
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        return [EpochLabel()]
+
+    def notebook_max_epochs(self) -> int | None:
+        """``trainer.max_epochs``, which counts epochs whatever the block size; None when unbounded."""
+        epochs = self.trainer.max_epochs
+        return epochs if epochs is not None and epochs >= 0 else None
+
+    def _why_epochs_cannot_be_grouped(self) -> str | None:
+        trainer = self.trainer
+        loader = trainer.train_dataloader
+        if trainer.world_size > 1:
+            return f"the run uses {trainer.world_size} processes (epoch blocks need one)"
+        if not hasattr(loader, "group_epochs"):
+            return "the training data is not served by a TensorBatchLoader"
+        if len(loader) != 1 or trainer.num_training_batches != 1:
+            return (
+                f"an epoch is {len(loader)} batches of data.batch_size={loader.batch_size}; set data.batch_size to at "
+                f"least the {loader.permutation.n} training rows (and model.rows_per_update for smaller updates)"
+            )
+        return None
+
+    def _start_epoch_blocks(self) -> None:
+        trainer = self.trainer
+        self.block_epochs = resolve_epochs_per_step(
+            self.epochs_per_step, self.notebook_max_epochs(), self._why_epochs_cannot_be_grouped()
+        )
+        resumed = self.resumed_block_epochs
+        if resumed is not None and resumed != self.block_epochs and trainer.current_epoch > 0:
+            raise ValueError(
+                f"the checkpoint being resumed ran {resumed} epoch(s) per training step and this run would run "
+                f"{self.block_epochs}, which would change the epochs each step holds. Resume with "
+                f"model.epochs_per_step={resumed}."
+            )
+        self.epochs_done = trainer.current_epoch * self.block_epochs
+        if self.block_epochs > 1:
+            self.epoch_rows = trainer.train_dataloader.batch_rows()[0]
+            limit = self.notebook_max_epochs()
+            if limit is not None and self.epochs_done >= limit:
+                trainer.should_stop = True  # resumed from the run's last block: nothing left to train
+
+    def on_train_epoch_start(self) -> None:
+        """Tell the loader which epoch (or block of epochs) begins, so it serves that epoch's seeded order;
+        group its epochs each time, as Lightning may reload the loader between epochs."""
+        loader = self.trainer.train_dataloader
+        if self.block_epochs > 1:
+            loader.group_epochs(self.block_epochs, self.notebook_max_epochs())
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(self.current_epoch)
 
-    def on_train_start(self) -> None:
-        """Under DDP, refuse a block size that would give ranks different numbers of updates."""
-        loader = self.trainer.train_dataloader
-        world_size = self.trainer.world_size
-        if self.rows_per_update is None or world_size == 1 or not hasattr(loader, "batch_rows"):
-            return
-        rows = [loader.batch_rows(rank, world_size) for rank in range(world_size)]
-        problem = unequal_update_counts(rows, self.rows_per_update)
-        if problem:
-            raise ValueError(problem)
-
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, target = self.as_model_dtype(batch)
+        if self.block_epochs > 1:
+            return self._training_block(x, target)
         self.update_losses, logits = run_updates(self, x, target)
         self.updates_done += len(self.update_losses)
         loss = self.update_losses.mean()
         self._update_and_log("train", loss, logits, target, on_step=True)
         return loss
+
+    def _training_block(self, x: Tensor, target: Tensor) -> Tensor:
+        """Several epochs in one step; each epoch's training metrics go to the loggers at that epoch.
+
+        Lightning's ``self.log`` would log once per step, so the per-epoch values are written with
+        ``logger.log_metrics(step=epoch)``; the block's last epoch is also handed to ``self.log`` (not
+        to the loggers) for the progress bar, checkpoint monitors and callbacks.
+        """
+        epochs = x.shape[0] // self.epoch_rows
+        self.update_losses, logits = run_updates(self, x, target, epoch_rows=[self.epoch_rows] * epochs)
+        self.updates_done += len(self.update_losses)
+        preds, truth = self._metric_inputs(logits.detach(), target)
+        values = per_epoch_metrics(self.spec, self.update_losses, preds, truth, epochs)
+        for epoch, row in enumerate(rows_per_epoch(values), start=self.epochs_done):
+            self._log_at_epoch(row, epoch)
+        self.epochs_done += epochs
+        last = {tag: value[-1] for tag, value in values.items()}
+        for tag, value in last.items():
+            self.log(tag, value, on_step=False, on_epoch=True, logger=False, prog_bar=tag == "train/loss", batch_size=1)
+        return values["train/loss"].mean()
+
+    def _log_at_epoch(self, values: dict[str, float], epoch: int) -> None:
+        """Write one notebook epoch's metrics (``epoch`` 0-based) as Lightning writes an epoch's, with its
+        ``epoch`` entry, so an epoch-keyed logger files them under the same tags and steps."""
+        for logger in self.loggers:
+            logger.log_metrics({**values, "epoch": epoch}, step=epoch)
 
     # ---- metrics -------------------------------------------------------------------------
     def _metric_inputs(self, z: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -256,16 +358,30 @@ class MLPModule(pl.LightningModule):
         if not loss_mean.update_count:
             return {}
         values = metrics.compute()
-        self.log_dict(values)
         values[f"{stage}/loss"] = loss_mean.compute()
-        self.log(f"{stage}/loss", values[f"{stage}/loss"], prog_bar=True)
+        # Lightning discards the sanity check's values; not logging them also keeps its record of each
+        # key's arguments free for the fit's own validation, which inside epoch blocks logs at the epoch
+        # (Lightning's own logging step would count blocks).
+        if not self.trainer.sanity_checking:
+            at_epoch = self.block_epochs > 1 and stage == "val" and self.trainer.state.fn == TrainerFn.FITTING
+            self.log_dict({k: v for k, v in values.items() if k != f"{stage}/loss"}, logger=not at_epoch)
+            self.log(f"{stage}/loss", values[f"{stage}/loss"], prog_bar=True, logger=not at_epoch)
+            if at_epoch:
+                self._log_at_epoch({k: float(v) for k, v in values.items()}, self.epochs_done - 1)
         metrics.reset()
         loss_mean.reset()
         return values
 
     def on_train_epoch_end(self) -> None:
+        """Inside epoch blocks the engine stepped the per-epoch schedule already, after each epoch."""
         self._log_epoch_metrics("train")
-        self.step_lr_schedule("epoch")
+        if self.block_epochs == 1:
+            self.step_lr_schedule("epoch")
+            self.epochs_done = self.trainer.current_epoch + 1
+            return
+        limit = self.notebook_max_epochs()
+        if limit is not None and self.epochs_done >= limit:
+            self.trainer.should_stop = True  # trainer.max_epochs counts epochs, not blocks
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")

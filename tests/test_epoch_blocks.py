@@ -1,0 +1,266 @@
+"""Epoch blocks: K epochs in one training step give exactly the weights and logs of one epoch per step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
+
+from datamodules.base import TensorDataModule
+from datamodules.tensor_loader import TensorBatchLoader
+from models import ManualModule, MLPSpec, NativeModule
+from models.engine import row_chunks
+from tests.conftest import ROOT, quiet_trainer
+
+SPEC = dict(input_size=2, hidden_sizes=[4], output_size=3, activation="tanh", bias=True, init_std=0.5)
+EPOCHS = 7  # with 3 epochs per step: blocks of 3, 3 and 1
+
+
+class Shuffled(TensorDataModule):
+    """13 training rows served whole and reshuffled every epoch, so each epoch's order matters."""
+
+    def __init__(self) -> None:
+        super().__init__(batch_size=13, eval_batch_size=None, shuffle=True, seed=5, on_device=False)
+        generator = torch.Generator().manual_seed(0)
+        self.x = torch.randn(19, 2, generator=generator, dtype=torch.float64)
+        self.y = torch.randint(0, 3, (19,), generator=generator)
+
+    def build_tensors(self, split: str) -> tuple[torch.Tensor, ...] | None:
+        if split == "train":
+            return self.x[:13], self.y[:13]
+        return (self.x[13:], self.y[13:]) if split == "val" else None
+
+    @property
+    def num_classes(self) -> int:
+        return 3
+
+
+class Recorder(Logger):
+    """Keeps every ``log_metrics`` call in memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[tuple[int | None, dict[str, float]]] = []
+
+    @property
+    def name(self) -> str:
+        return "recorder"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_hyperparams(self, params: object, *args: object, **kwargs: object) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.records.append((step, {k: float(v) for k, v in metrics.items()}))
+
+    def series(self, tag: str) -> list[float]:
+        return [metrics[tag] for _, metrics in self.records if tag in metrics]
+
+    def steps(self, tag: str) -> list[int | None]:
+        return [step for step, metrics in self.records if tag in metrics]
+
+
+def step_lr(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+
+
+OPTIMIZERS = {
+    "sgd": lambda p: torch.optim.SGD(p, lr=0.3),
+    "momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+    "adam": lambda p: torch.optim.Adam(p, lr=0.05),
+    "sgd_step_lr_per_epoch": lambda p: torch.optim.SGD(p, lr=0.3),
+}
+
+
+def make_module(module_class: type, optimizer: str, epochs_per_step: int | str, rows_per_update: int | None):
+    schedule = dict(lr_scheduler=step_lr, lr_scheduler_interval="epoch") if optimizer.endswith("per_epoch") else {}
+    return module_class(
+        MLPSpec(**SPEC),
+        optimizer=OPTIMIZERS[optimizer],
+        rows_per_update=rows_per_update,
+        epochs_per_step=epochs_per_step,
+        **schedule,
+    )
+
+
+class StepLosses(Callback):
+    """Each step's mean update loss in float64: the module's loss metric keeps float32 state, so a
+    one-epoch run logs its epoch loss rounded to float32."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(pl_module.update_losses.mean()))
+
+
+def fit(
+    module, tmp_path: Path, epochs: int = EPOCHS, ckpt_path: str | None = None, **trainer_args: object
+) -> tuple[Recorder, list[float]]:
+    """The logger's records and each step's mean update loss in float64."""
+    recorder, losses = Recorder(), StepLosses()
+    trainer_args["callbacks"] = [*trainer_args.get("callbacks", []), losses]
+    trainer = quiet_trainer(tmp_path, max_epochs=epochs, logger=recorder, log_every_n_steps=1, **trainer_args)
+    trainer.fit(module, datamodule=Shuffled(), ckpt_path=ckpt_path)
+    return recorder, losses.losses
+
+
+def assert_same_weights(a, b) -> None:
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-12)
+
+
+def test_chunks_never_straddle_an_epoch() -> None:
+    groups = row_chunks(26, 5, epoch_rows=[13, 13])
+    assert groups == [
+        [slice(0, 5), slice(5, 10), slice(10, 13)],
+        [slice(13, 18), slice(18, 23), slice(23, 26)],
+    ]
+    assert row_chunks(26, None, epoch_rows=[13, 13]) == [[slice(0, 13)], [slice(13, 26)]]
+
+
+@pytest.mark.parametrize("module_class", [ManualModule, NativeModule])
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_blocks_equal_one_epoch_per_step(tmp_path, module_class, optimizer: str) -> None:
+    reference = make_module(module_class, optimizer, 1, rows_per_update=5)
+    logged, epoch_losses = fit(reference, tmp_path / "one")
+    block = make_module(module_class, optimizer, 3, rows_per_update=5)
+    logged_block, _ = fit(block, tmp_path / "block")
+
+    assert block.trainer.global_step == 3 and reference.trainer.global_step == EPOCHS
+    assert block.updates_done == reference.updates_done == 3 * EPOCHS
+    assert_same_weights(reference, block)
+    # every epoch's training loss, logged at that epoch: the one-epoch run's loss in float64, and its
+    # logged float32 values and metrics to float32 precision
+    assert logged_block.steps("train/loss") == list(range(EPOCHS)) == logged.steps("train/loss")
+    torch.testing.assert_close(logged_block.series("train/loss"), epoch_losses, rtol=0, atol=1e-12)
+    for tag in ("train/loss", "train/accuracy", "train/precision", "train/recall", "train/f1"):
+        torch.testing.assert_close(logged_block.series(tag), logged.series(tag), rtol=1e-6, atol=0)
+    # validation at block ends only, at the block's last epoch, with the one-epoch run's values there
+    val = dict(zip(logged.steps("val/loss"), logged.series("val/loss")))
+    assert logged_block.steps("val/loss") == [2, 5, 6]
+    torch.testing.assert_close(logged_block.series("val/loss"), [val[2], val[5], val[6]], rtol=0, atol=1e-12)
+    if optimizer.endswith("per_epoch"):  # StepLR(step_size=2) stepped once per epoch: 7 epochs -> 3 halvings
+        assert block.lr_schedulers().last_epoch == EPOCHS
+        assert block.optimizers().param_groups[0]["lr"] == pytest.approx(0.3 / 8)
+
+
+@pytest.mark.parametrize("module_class", [ManualModule, NativeModule])
+def test_full_batch_blocks_equal_one_epoch_per_step(tmp_path, module_class) -> None:
+    """One update per epoch: the manual module's block runs on the NumPy path, the one-epoch run on torch."""
+    reference = make_module(module_class, "momentum", 1, rows_per_update=None)
+    _, epoch_losses = fit(reference, tmp_path / "one")
+    block = make_module(module_class, "momentum", 3, rows_per_update=None)
+    logged_block, _ = fit(block, tmp_path / "block")
+    assert block.updates_done == EPOCHS
+    assert_same_weights(reference, block)
+    torch.testing.assert_close(logged_block.series("train/loss"), epoch_losses, rtol=0, atol=1e-12)
+
+
+def test_auto_gives_about_fifty_steps(tmp_path) -> None:
+    module = make_module(ManualModule, "sgd", "auto", rows_per_update=None)
+    fit(module, tmp_path, epochs=120, limit_val_batches=0)
+    assert module.trainer.global_step == 40 and module.updates_done == 120  # ceil(120 / 50) = 3 epochs per step
+
+
+@pytest.mark.parametrize("module_class", [ManualModule, NativeModule])
+def test_resume_at_a_block_boundary_equals_the_uninterrupted_run(tmp_path, module_class) -> None:
+    whole = make_module(module_class, "adam", 3, rows_per_update=5)
+    logged_whole, _ = fit(whole, tmp_path / "whole")
+
+    first = make_module(module_class, "adam", 3, rows_per_update=5)
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    fit(first, tmp_path / "first", epochs=6, enable_checkpointing=True, callbacks=[checkpoints])
+    assert first.trainer.global_step == 2
+    last = str(tmp_path / "ckpt" / "last.ckpt")
+    first.trainer.save_checkpoint(tmp_path / "after_fit.ckpt")
+    for path in (last, tmp_path / "after_fit.ckpt"):
+        stored = torch.load(path, weights_only=True)
+        assert (stored["epochs_per_step"], stored["notebook_epochs_done"]) == (3, 6)
+
+    resumed = make_module(module_class, "adam", 3, rows_per_update=5)
+    logged_resumed, _ = fit(resumed, tmp_path / "resumed", ckpt_path=last)
+    assert resumed.updates_done == whole.updates_done
+    assert_same_weights(whole, resumed)
+    assert logged_resumed.steps("train/loss") == [6]
+    assert logged_resumed.series("train/loss") == pytest.approx(logged_whole.series("train/loss")[6:], abs=1e-12)
+
+    other = make_module(module_class, "adam", 2, rows_per_update=5)
+    with pytest.raises(ValueError, match="Resume with model.epochs_per_step=3"):
+        fit(other, tmp_path / "other", ckpt_path=last)
+
+
+def test_explicit_blocks_refuse_epochs_of_several_batches(tmp_path) -> None:
+    module = make_module(ManualModule, "sgd", 3, rows_per_update=None)
+    data = Shuffled()
+    data.batch_size = 4
+    trainer = quiet_trainer(tmp_path, max_epochs=3)
+    with pytest.raises(ValueError, match="set data.batch_size to at least the 13 training rows"):
+        trainer.fit(module, datamodule=data)
+
+
+def test_grouped_loader_serves_each_epoch_in_its_own_order() -> None:
+    x = torch.arange(6.0)
+    alone = TensorBatchLoader((x,), batch_size=6, shuffle=True, seed=1)
+    orders = []
+    for epoch in range(5):
+        alone.sampler.set_epoch(epoch)
+        orders.append(next(iter(alone))[0])
+    grouped = TensorBatchLoader((x,), batch_size=6, shuffle=True, seed=1)
+    grouped.group_epochs(2, total_epochs=5)
+    for block, epochs in enumerate([[0, 1], [2, 3], [4]]):
+        grouped.sampler.set_epoch(block)
+        assert torch.equal(next(iter(grouped))[0], torch.cat([orders[e] for e in epochs]))
+    grouped.sampler.set_epoch(0)  # an order dropped from the sampler's memory is drawn again, the same
+    assert torch.equal(next(iter(grouped))[0], torch.cat(orders[:2]))
+
+
+def test_moons_config_logs_every_epoch_to_tensorboard(tmp_path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from train import make_cli
+
+    cli = make_cli(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "configs/moons.yaml"),
+            "--trainer.max_epochs=100",
+            "--test_after_fit=false",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+        ]
+    )
+    assert cli.model.epochs_per_step == "auto"
+    assert cli.trainer.progress_bar_callback.train_progress_bar.desc.startswith("Epochs 98-99 of 100")
+    assert cli.trainer.global_step == 50 and cli.model.updates_done == 100  # ceil(100 / 50) = 2 epochs per step
+    run_dir = Path(cli.trainer.log_dir)
+    assert json.loads((run_dir / "weights_final.json").read_text())["epoch"] == 100
+    events = EventAccumulator(str(run_dir)).Reload()
+    # the config's epoch-keyed logger: every epoch at its count of epochs done, validation after each block
+    assert [e.step for e in events.Scalars("train/loss_epoch")] == list(range(1, 101))
+    assert [e.step for e in events.Scalars("val/f1_epoch")] == list(range(2, 101, 2))
+
+
+def test_dashboard_writes_every_update_loss_once_in_order(tmp_path) -> None:
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from callbacks.tensorboard_dashboard import UPDATE_LOSS_TAG, TensorBoardDashboard
+
+    module = make_module(ManualModule, "sgd", 3, rows_per_update=5)
+    dashboard = TensorBoardDashboard(hparams=False, histograms=False, decision_boundary=False, weights_text=False)
+    logger = TensorBoardLogger(tmp_path, name="blocks")
+    trainer = quiet_trainer(tmp_path, max_epochs=EPOCHS, logger=logger, callbacks=[dashboard], limit_val_batches=0)
+    trainer.fit(module, datamodule=Shuffled())
+    events = EventAccumulator(logger.log_dir).Reload()
+    written = events.Scalars(UPDATE_LOSS_TAG)
+    assert [e.step for e in written] == list(range(1, 3 * EPOCHS + 1))  # 3 updates per epoch, numbered by update
+    assert len(dashboard.update_losses) == 3 * EPOCHS
