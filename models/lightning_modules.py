@@ -364,8 +364,9 @@ class MLPModule(pl.LightningModule):
         # (Lightning's own logging step would count blocks).
         if not self.trainer.sanity_checking:
             at_epoch = self.block_epochs > 1 and stage == "val" and self.trainer.state.fn == TrainerFn.FITTING
-            self.log_dict({k: v for k, v in values.items() if k != f"{stage}/loss"}, logger=not at_epoch)
-            self.log(f"{stage}/loss", values[f"{stage}/loss"], prog_bar=True, logger=not at_epoch)
+            to_logger = False if at_epoch else None  # None: Lightning's default, without its no-logger warning
+            self.log_dict({k: v for k, v in values.items() if k != f"{stage}/loss"}, logger=to_logger)
+            self.log(f"{stage}/loss", values[f"{stage}/loss"], prog_bar=True, logger=to_logger)
             if at_epoch:
                 self._log_at_epoch({k: float(v) for k, v in values.items()}, self.epochs_done - 1)
         metrics.reset()

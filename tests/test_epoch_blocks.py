@@ -212,14 +212,14 @@ def test_grouped_loader_serves_each_epoch_in_its_own_order() -> None:
     alone = TensorBatchLoader((x,), batch_size=6, shuffle=True, seed=1)
     orders = []
     for epoch in range(5):
-        alone.sampler.set_epoch(epoch)
+        alone.set_epoch(epoch)
         orders.append(next(iter(alone))[0])
     grouped = TensorBatchLoader((x,), batch_size=6, shuffle=True, seed=1)
     grouped.group_epochs(2, total_epochs=5)
     for block, epochs in enumerate([[0, 1], [2, 3], [4]]):
-        grouped.sampler.set_epoch(block)
+        grouped.set_epoch(block)
         assert torch.equal(next(iter(grouped))[0], torch.cat([orders[e] for e in epochs]))
-    grouped.sampler.set_epoch(0)  # an order dropped from the sampler's memory is drawn again, the same
+    grouped.set_epoch(0)  # an order dropped from the sampler's memory is drawn again, the same
     assert torch.equal(next(iter(grouped))[0], torch.cat(orders[:2]))
 
 
