@@ -91,3 +91,26 @@ def lab4_torch_delta_rule(hidden: int, lr: float, epochs: int, seed: int = 0) ->
     out = torch.sigmoid(torch.sigmoid(x @ w1) @ w2)
     x_new = torch.tensor([[3.0, 8.0, 4.0]]) / x_max
     return float(((y - out) ** 2).mean()), float(torch.sigmoid(torch.sigmoid(x_new @ w1) @ w2))
+
+
+def moons_numpy_gd(x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 0.5, seed: int = 42, hidden: int = 10):
+    """Week 7's moons network as a plain NumPy loop: 2-hidden-2 ReLU with bias, N(0, 0.1) weights
+    (``default_rng(seed)``, zero biases), softmax cross-entropy, full-batch gradient descent."""
+    rng = np.random.default_rng(seed)
+    w1, w2 = rng.normal(0, 0.1, size=(2, hidden)), rng.normal(0, 0.1, size=(hidden, 2))
+    b1, b2 = np.zeros(hidden), np.zeros(2)
+    t = np.eye(2)[y]
+    n = len(x)
+    for _ in range(epochs):
+        z1 = x @ w1 + b1
+        a1 = np.maximum(z1, 0)
+        z2 = a1 @ w2 + b2
+        e = np.exp(z2 - z2.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        d2 = (p - t) / n
+        d1 = (d2 @ w2.T) * (z1 > 0)
+        w2 -= lr * a1.T @ d2
+        b2 -= lr * d2.sum(0)
+        w1 -= lr * x.T @ d1
+        b1 -= lr * d1.sum(0)
+    return w1, b1, w2, b2

@@ -42,8 +42,8 @@ class EpochTensorBoardLogger(TensorBoardLogger):
     wait is at most 2 s, and the event file on disk is never more than 2 s behind.
     """
 
-    def __init__(self, *args: object, flush_secs: int = 2, **kwargs: object) -> None:
-        super().__init__(*args, flush_secs=flush_secs, **kwargs)
+    def __init__(self, *args: object, flush_secs: int = 2, max_queue: int = 10_000, **kwargs: object) -> None:
+        super().__init__(*args, flush_secs=flush_secs, max_queue=max_queue, **kwargs)
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:

@@ -7,6 +7,7 @@ Both share metrics, logging and reporting (:class:`MLPModule`); they differ only
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict
 
 import lightning.pytorch as pl
@@ -25,7 +26,7 @@ from torchmetrics.classification import (
 )
 
 from models.base_net import MLPParameters
-from models.engine import run_updates, unequal_update_counts
+from models.engine import one_thread_for_tiny_nets, run_updates, unequal_update_counts
 from models.epoch_blocks import (
     EpochLabel,
     EpochsPerStep,
@@ -136,6 +137,7 @@ class MLPModule(pl.LightningModule):
         # Per-epoch mean loss per stage, weighted by rows; torchmetrics syncs it over ranks.
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.test_confusion = MulticlassConfusionMatrix(net.num_classes) if net.is_classifier else None
+        self.restore_threads: Callable[[], None] | None = None  # set while a tiny net runs on one thread
         self.collapse_advice = GENERAL_ADVICE  # what the test report suggests if every prediction is one class
 
     # ---- what the two modules do differently ---------------------------------------------
@@ -173,6 +175,12 @@ class MLPModule(pl.LightningModule):
         for metric in self.modules():
             if isinstance(metric, Metric):
                 metric.reset()
+        self.restore_threads = one_thread_for_tiny_nets(self)
+
+    def teardown(self, stage: str) -> None:
+        if self.restore_threads is not None:
+            self.restore_threads()
+            self.restore_threads = None
 
     def on_save_checkpoint(self, checkpoint: dict[str, object]) -> None:
         """What a resumed run needs beyond the weights: the update count and the dropout masks' generator."""

@@ -89,9 +89,7 @@ class StackedEpochLoader:
             epoch_chunks = []
             for batch in self.batches:
                 rows = batch.stop - batch.start
-                epoch_chunks += [
-                    slice(offset + c.start, offset + c.stop) for c in row_chunks(rows, rows_per_update)[0]
-                ]
+                epoch_chunks += [slice(offset + c.start, offset + c.stop) for c in row_chunks(rows, rows_per_update)[0]]
                 offset += rows
             per_epoch.append(epoch_chunks)
         return per_epoch
