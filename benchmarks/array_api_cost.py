@@ -27,7 +27,7 @@ def per_call_us(fn) -> float:
     return min(timeit.repeat(fn, number=CALLS, repeat=3)) / CALLS * 1e6
 
 
-def main() -> None:
+def measure() -> dict[str, str]:
     spec = MLPSpec(input_size=2, hidden_sizes=[3, 3], output_size=2, bias=False)
     rng = np.random.default_rng(0)
     weights = [(rng.normal(size=(o, i)), None) for i, o in zip(spec.layer_sizes[:-1], spec.layer_sizes[1:])]
@@ -44,10 +44,17 @@ def main() -> None:
     namespace_torch_us = per_call_us(lambda: array_namespace(torch.zeros(1)))
     update_us = per_call_us(update)
     extra = lookups * (namespace_us - isinstance_us)
-    print(f"isinstance dispatch: {isinstance_us:.2f} us/call")
-    print(f"array_namespace: {namespace_us:.2f} us/call (NumPy), {namespace_torch_us:.2f} us/call (torch)")
-    print(f"W1 update (forward + backward, NumPy): {update_us:.1f} us; {lookups} lookups per update")
-    print(f"projected extra per update with array_namespace: {extra:.1f} us = {extra / update_us:.0%} of the update")
+    return {
+        "isinstance dispatch, per call": f"{isinstance_us:.2f} us",
+        "array_namespace, per call (NumPy / torch)": f"{namespace_us:.2f} / {namespace_torch_us:.2f} us",
+        "W1 update (forward + backward, NumPy path)": f"{update_us:.1f} us, {lookups} layer calls",
+        "projected extra per W1 update with array_namespace": f"{extra:.1f} us = {extra / update_us:.0%} of the update",
+    }
+
+
+def main() -> None:
+    for name, value in measure().items():
+        print(f"{name}: {value}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Run every benchmark in one process, print the ratios and write docs/BENCHMARKS.md.
 
     python benchmarks/run.py                # all workloads
-    python benchmarks/run.py --only w1 w3   # a subset (w1..w6)
+    python benchmarks/run.py --only w1 w3   # a subset, written to runs/benchmarks/ (docs/ holds full runs only)
 
 Every ratio divides two medians measured in this run, so a slow or busy machine slows both sides.
 """
@@ -18,14 +18,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import (  # noqa: E402
+    array_api_cost,
+    sweeps,
     w1_week04_sgd,
     w2_mnist_epoch,
-    w3_lab4_grid,
     w4_lenet_update,
-    w5_fashion_load,
     w6_dashboard_cost,
+    w7_long_runs,
+    w10_fashion_load,
 )
 from benchmarks.timing import Timing  # noqa: E402
+from callbacks.figures import new_figure  # noqa: E402
 from reporting.machine import machine_summary  # noqa: E402
 from reporting.tables import markdown_table  # noqa: E402
 
@@ -60,7 +63,11 @@ def w1_section(result: dict) -> list[str]:
         "`ours_*` is `python train.py fit --config configs/week04.yaml` in-process as shipped "
         "(no test, no progress bar).",
         result,
-        {"ours_manual / numpy_loop": 1.0, "ours_native / torch_loop": 1.0},
+        {
+            "ours_manual / numpy_loop": 1.0,
+            "ours_native / torch_loop": 1.0,
+            "ours_manual_callbacks_off / numpy_loop": 1.0,
+        },
         f"Largest |w_ours_manual - w_numpy_loop| after training: {result['max_weight_diff_vs_numpy_loop']:.2e}.",
     )
 
@@ -71,7 +78,7 @@ def w2_section(result: dict) -> list[str]:
         "54,000 training rows, 784-256-256-10 ReLU, batch 128, SGD lr 0.1, float32, one training epoch "
         "(validation off on every path).",
         result,
-        {"ours_native / preloaded_loop": 1.1, "ours_manual / preloaded_loop": 1.1},
+        {"ours_native / preloaded_loop": 1.1, "ours_manual / preloaded_loop": 1.0},
         f"Measured sgemm rate: {result['sgemm_gflops']:.1f} GFLOP/s. One epoch is {result['epoch_gflop']:.1f} GFLOP; "
         + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in result["achieved_gflops"].items())
         + ".",
@@ -80,26 +87,15 @@ def w2_section(result: dict) -> list[str]:
     )
 
 
-def w3_row(r: dict) -> list[str]:
-    plain = [f"{r['plain_seconds']:.2f}", f"{r['plain_mse']:.6f}", f"{r['plain_prediction']:.2f}"]
-    ours = [f"{r['ours_seconds']:.2f}", f"{r['ours_mse']:.6f}"] if "ours_seconds" in r else ["-", "-"]
-    return [str(r["hidden"]), str(r["lr"]), *plain, *ours]
-
-
 def w3_section(result: dict) -> list[str]:
-    rows = [w3_row(r) for r in result["rows"]]
-    return [
-        "## W3: Lab-4 grid (recorded only)",
-        "",
-        "Hidden {4, 8, 16} x lr {0.1, 0.5, 1.0}, 10,000 full-batch epochs on Lab 4's three rows, delta rule.",
-        "",
-        markdown_table(["hidden", "lr", "plain s", "plain MSE", "plain prediction", "ours s", "ours MSE"], rows),
-        "",
-        f"Plain loop, whole grid: {result['plain_total']:.2f} s. Ours (one Lightning epoch per notebook epoch): "
-        f"{result['ours_total_estimate']:.0f} s for the grid, extrapolated from "
-        f"{result['ours_measured']} measured config(s).",
-        "",
-    ]
+    return timed_section(
+        "## W3: Lab-4 grid through the sweep",
+        "Hidden {4, 8, 16} x lr {0.1, 0.5, 1.0}, 10,000 full-batch epochs of the delta rule on Lab 4's three rows: "
+        "`train.py sweep --config configs/lab04.yaml --sweep configs/sweeps/lab04_grid.yaml` in-process (data, "
+        "stack, training, evaluation, results) against the plain torch loop over the 9 configs, one after another.",
+        result,
+        {"sweep / plain_loop": 0.1},
+    )
 
 
 def w4_section(result: dict) -> list[str]:
@@ -117,13 +113,13 @@ def w4_section(result: dict) -> list[str]:
 
 def w5_section(result: dict) -> list[str]:
     return timed_section(
-        "## W5: Fashion-MNIST load (recorded only)",
-        "Debian's `/usr/share/datasets/fashion-mnist` into normalised whole-split tensors (54,000 / 6,000 / 10,000 "
-        "rows) and the first batch, as `MNISTDataModule` does before a run's first step, against gunzip + "
-        "`numpy.frombuffer` + one scaling of the same files.",
+        "## W5: week-4 grid through the sweep",
+        "lr {0.01, 0.05, 0.1, 0.2} x hidden {3,3 / 5,5 / 10,10} x seed {0, 1, 2}: 36 trajectories x 100 epochs of "
+        "single-example SGD (1.44 million updates), read after 30, 60 and 100 epochs: one in-process `train.py sweep` "
+        "against the notebook-style NumPy loop over the same 36 configs one after another. The sequential "
+        "`train.py fit` grid is one measured 100-epoch fit times 36.",
         result,
-        {},
-        f"Ours: {result['timings']['ours'].median:.2f} s (the test of the real data once asserted < 20 s).",
+        {"sweep / notebook_loop": 0.05},
     )
 
 
@@ -138,27 +134,98 @@ def w6_section(result: dict) -> list[str]:
     )
 
 
-WORKLOADS = {  # name: (run it with the number of interleaved rounds, its markdown section)
-    "w1": (w1_week04_sgd.run, w1_section),
-    "w2": (w2_mnist_epoch.run, w2_section),
-    "w3": (lambda repeats: w3_lab4_grid.run(), w3_section),
-    "w4": (w4_lenet_update.run, w4_section),
-    "w5": (w5_fashion_load.run, w5_section),
-    "w6": (w6_dashboard_cost.run, w6_section),
+def w7_section(result: dict) -> list[str]:
+    return timed_section(
+        "## W7-W9: long runs of tiny nets",
+        "The whole `train.py fit` as shipped (in-process, epoch blocks as configured, no test, no progress bar) "
+        "against the notebook's own loop over the same rows: W7 `configs/moons.yaml` (1,000 full-batch epochs, "
+        "2-10-2 ReLU) against a NumPy loop; W8 `configs/flower.yaml` (1,000 epochs x "
+        f"{result['flower_rows']} per-example updates) against the notebook's scalar loop; W9 `configs/lab04.yaml` "
+        "(1,000 full-batch epochs) against the plain torch loop.",
+        result,
+        {"W7 moons_fit / moons_numpy_loop": 10.0, "W8 flower_fit / flower_scalar_loop": 1.5},
+        f"Fixed cost of one fit (`configs/moons.yaml` for one epoch): {result['fixed_cost_s']:.2f} s.",
+    )
+
+
+def w10_section(result: dict) -> list[str]:
+    return timed_section(
+        "## W10: Fashion-MNIST load (recorded only)",
+        "Debian's `/usr/share/datasets/fashion-mnist` into normalised whole-split tensors (54,000 / 6,000 / 10,000 "
+        "rows) and the first batch, as `MNISTDataModule` does before a run's first step, against gunzip + "
+        "`numpy.frombuffer` + one scaling of the same files.",
+        result,
+        {},
+        f"Ours: {result['timings']['ours'].median:.2f} s (the test of the real data once asserted < 20 s).",
+    )
+
+
+def w11_section(rows: list[dict], figure_dir: Path) -> list[str]:
+    """The sweep's scaling, as a table and a log-log figure next to the report."""
+    figure = new_figure(5.5, 3.8)
+    ax = figure.add_subplot(1, 1, 1)
+    members = [r["members"] for r in rows]
+    ax.loglog(members, [r["seconds"] for r in rows], marker="o", label="whole sweep, s")
+    ax.loglog(members, [r["per_member_ms"] / 1e3 for r in rows], marker="s", label="per member, s")
+    ax.set_xlabel("members in the stack")
+    ax.legend()
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    figure.savefig(figure_dir / "sweep_scaling.png", dpi=100)
+    table = [
+        [r["members"], f"{r['seconds']:.2f}", f"{r['per_member_ms']:.2f}", f"{r['peak_rss_mb']:.0f}"] for r in rows
+    ]
+    return [
+        "## W11: sweep scaling",
+        "",
+        "The week-4 net (2-3-3-2, 400 rows x 30 epochs of single-example SGD) with 1 to 10,000 learning rates stacked "
+        "in one sweep, in-process. Peak RSS is the process's high-water mark so far.",
+        "",
+        markdown_table(["members", "seconds", "ms per member", "peak RSS MB"], table),
+        "",
+        f"![sweep scaling]({figure_dir.name}/sweep_scaling.png)",
+        "",
+    ]
+
+
+def array_api_section(result: dict) -> list[str]:
+    return [
+        "## Array API dispatch (recorded only)",
+        "",
+        "The layers pick torch or NumPy with one `isinstance` (`models/layers/xp.py`); array-api-compat's "
+        "`array_namespace` (scikit-learn ships a copy) could replace it. Per call and per W1 update:",
+        "",
+        markdown_table(["measure", "value"], [[k, v] for k, v in result.items()]),
+        "",
+    ]
+
+
+WORKLOADS = {  # name: (run it with the number of interleaved rounds and the report's folder, its section)
+    "w1": (lambda repeats, out: w1_section(w1_week04_sgd.run(repeats))),
+    "w2": (lambda repeats, out: w2_section(w2_mnist_epoch.run(repeats))),
+    "w3": (lambda repeats, out: w3_section(sweeps.lab4_grid())),
+    "w4": (lambda repeats, out: w4_section(w4_lenet_update.run(repeats))),
+    "w5": (lambda repeats, out: w5_section(sweeps.week04_grid())),
+    "w6": (lambda repeats, out: w6_section(w6_dashboard_cost.run(repeats))),
+    "w7": (lambda repeats, out: w7_section(w7_long_runs.run(repeats))),
+    "w10": (lambda repeats, out: w10_section(w10_fashion_load.run(repeats))),
+    "w11": (lambda repeats, out: w11_section(sweeps.scaling(), out.parent / "benchmarks")),
+    "array_api": (lambda repeats, out: array_api_section(array_api_cost.measure())),
 }
+SCRATCH = ROOT / "runs" / "benchmarks" / "BENCHMARKS.md"  # where partial runs write: docs/ holds full runs only
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds for the fast paths")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    parser.add_argument("--out", help="default: docs/BENCHMARKS.md for a full run, else " + str(SCRATCH))
     args = parser.parse_args()
+    full = set(args.only) == set(WORKLOADS)
+    out = Path(args.out) if args.out else ROOT / "docs" / "BENCHMARKS.md" if full else SCRATCH
     started = time.perf_counter()
     sections: list[str] = []
     for name in args.only:
-        run, section = WORKLOADS[name]
-        lines = section(run(args.repeats))
+        lines = WORKLOADS[name](args.repeats, out)
         sections += lines
         print("\n".join(lines), flush=True)
     header = [
@@ -171,7 +238,6 @@ def main() -> None:
         f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; total time {time.perf_counter() - started:.0f} s",
         "",
     ]
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(header + sections))
     print(f"wrote {out}")

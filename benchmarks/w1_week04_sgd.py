@@ -20,6 +20,7 @@ from train import make_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 30
+CALLBACKS_OFF = ["--trainer.callbacks=[]", "--trainer.enable_checkpointing=false", "--trainer.limit_val_batches=0"]
 
 
 class StraightforwardModule(pl.LightningModule):
@@ -67,7 +68,7 @@ def barebones_fit(x: np.ndarray, y: np.ndarray) -> None:
     trainer.fit(ManualModule(spec), loader)
 
 
-def our_fit(model_class: str, root: str) -> pl.LightningModule:
+def our_fit(model_class: str, root: str, *overrides: str) -> pl.LightningModule:
     """``python train.py fit --config configs/week04.yaml`` in-process, as shipped (no test afterwards)."""
     cli = make_cli(
         args=[
@@ -83,6 +84,7 @@ def our_fit(model_class: str, root: str) -> pl.LightningModule:
             root,
             "--weights_export.print_final",
             "false",
+            *overrides,
         ],
         run=False,
     )
@@ -99,6 +101,7 @@ def run(repeats: int = 5) -> dict[str, object]:
             "torch_loop": lambda: week04_torch_sgd(x, y, EPOCHS),
             "ours_manual": lambda: our_fit("models.ManualModule", tmp),
             "ours_native": lambda: our_fit("models.NativeModule", tmp),
+            "ours_manual_callbacks_off": lambda: our_fit("models.ManualModule", tmp, *CALLBACKS_OFF),
         },
         repeats,
     )
@@ -121,6 +124,8 @@ def run(repeats: int = 5) -> dict[str, object]:
         "ratios": {
             "ours_manual / numpy_loop": fast["ours_manual"].median / fast["numpy_loop"].median,
             "ours_native / torch_loop": fast["ours_native"].median / fast["torch_loop"].median,
+            "ours_manual_callbacks_off / numpy_loop": fast["ours_manual_callbacks_off"].median
+            / fast["numpy_loop"].median,
         },
         "max_weight_diff_vs_numpy_loop": max_diff,
     }

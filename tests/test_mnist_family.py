@@ -124,7 +124,7 @@ def test_corrupt_idx_file_is_named(tmp_path) -> None:
 @pytest.mark.slow
 @needs_debian_fashion
 def test_real_fashion_mnist_from_the_debian_package(tmp_path) -> None:
-    """Its load time is benchmark W5 (benchmarks/w5_fashion_load.py), not an assertion here."""
+    """Its load time is benchmark W10 (benchmarks/w10_fashion_load.py), not an assertion here."""
     dm = MNISTDataModule("fashion_mnist", data_dir=str(tmp_path), download=False)
     dm.setup("fit")
     sizes = [len(dm.tensors(s)[0]) for s in ("train", "val", "test")]

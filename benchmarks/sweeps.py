@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.baselines import lab4_torch_delta_rule, week04_numpy_sgd
+from benchmarks.timing import Timing
+from benchmarks.w7_long_runs import shipped_fit
 from datamodules.synthetic import week04_blobs
 from sweep import run_sweep
 from train import make_cli
@@ -38,7 +40,9 @@ def sweep_seconds(config: str, sweep: str, *overrides: str) -> float:
         return time.perf_counter() - start
 
 
-def week04_grid(epochs: int = 100) -> dict[str, float]:
+def week04_grid(epochs: int = 100) -> dict[str, object]:
+    """W5: the 36 trajectories as one sweep against the notebook's NumPy loop over the same configs, and
+    one sequential `train.py fit` of the grid (measured on one config, times 36)."""
     x, y, _, _ = week04_blobs(0)
     loop, _ = timed(
         lambda: [
@@ -49,37 +53,41 @@ def week04_grid(epochs: int = 100) -> dict[str, float]:
         ]
     )
     sweep = sweep_seconds("configs/week04.yaml", "configs/sweeps/week04_grid.yaml", f"--trainer.max_epochs={epochs}")
-    return {"notebook_loop_s": loop, "sweep_s": sweep, "ratio": sweep / loop}
+    with tempfile.TemporaryDirectory() as scratch:
+        one_fit, _ = timed(lambda: shipped_fit("configs/week04.yaml", scratch, f"--trainer.max_epochs={epochs}"))
+    members = len(WEEK04_LRS) * len(WEEK04_HIDDEN) * len(WEEK04_SEEDS)
+    return {
+        "timings": {
+            "notebook_loop": Timing("notebook_loop", [loop]),
+            "sweep": Timing("sweep", [sweep]),
+            "fit_grid_estimate": Timing("fit_grid_estimate (one fit x 36)", [one_fit * members]),
+        },
+        "ratios": {
+            "sweep / notebook_loop": sweep / loop,
+            "fit_grid_estimate / notebook_loop": one_fit * members / loop,
+        },
+    }
 
 
-def lab4_grid(epochs: int = 10_000) -> dict[str, float]:
+def lab4_grid(epochs: int = 10_000) -> dict[str, object]:
+    """W3: the 9 Lab-4 configs as one sweep against the plain torch loop over them."""
     loop, _ = timed(lambda: [lab4_torch_delta_rule(h, lr, epochs) for h in LAB4_HIDDEN for lr in LAB4_LRS])
     sweep = sweep_seconds("configs/lab04.yaml", "configs/sweeps/lab04_grid.yaml", f"--trainer.max_epochs={epochs}")
-    return {"plain_loop_s": loop, "sweep_s": sweep, "ratio": sweep / loop}
+    return {
+        "timings": {"plain_loop": Timing("plain_loop", [loop]), "sweep": Timing("sweep", [sweep])},
+        "ratios": {"sweep / plain_loop": sweep / loop},
+    }
 
 
 def scaling(members: tuple[int, ...] = (1, 10, 100, 1000, 10_000), epochs: int = 30) -> list[dict[str, float]]:
-    """Seconds and peak memory of the week-4 net for ``members`` learning rates stacked (one stack)."""
+    """Seconds and peak memory of the week-4 net with ``members`` learning rates stacked (one stack)."""
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for m in members:
             grid = Path(scratch) / f"grid{m}.yaml"
             lrs = ", ".join(f"{v:.6g}" for v in np.linspace(0.01, 0.2, m))
             grid.write_text(f"grid:\n  model.init_args.optimizer.init_args.lr: [{lrs}]\n")
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             seconds = sweep_seconds("configs/week04.yaml", str(grid), f"--trainer.max_epochs={epochs}")
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            rows.append(
-                {
-                    "members": m,
-                    "seconds": seconds,
-                    "per_member_ms": 1e3 * seconds / m,
-                    "peak_rss_mb": peak / 1024,
-                    "rss_growth_mb": (peak - before) / 1024,
-                }
-            )
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            rows.append({"members": m, "seconds": seconds, "per_member_ms": 1e3 * seconds / m, "peak_rss_mb": peak})
     return rows
-
-
-def run(repeats: int = 1) -> dict[str, object]:
-    return {"week04": week04_grid(), "lab4": lab4_grid(), "scaling": scaling()}
