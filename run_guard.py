@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from datamodules.csv_table import DataError
+from models.lightning_modules import DivergenceError
 
 TRACEBACK_ENV = "BACKPROP_TRACEBACK"
 USAGE_ERROR_STATUS = 2
@@ -30,7 +31,7 @@ class CheckpointError(ValueError):
     """``--ckpt_path`` names no usable checkpoint."""
 
 
-USER_ERRORS = (DataError, ConfigError, CheckpointError)
+USER_ERRORS = (DataError, ConfigError, CheckpointError, DivergenceError)
 
 
 def causes(error: BaseException) -> Iterator[BaseException]:

@@ -60,6 +60,10 @@ def _stage_metrics(spec: MLPSpec, stage: str) -> MetricCollection:
     return MetricCollection(metrics, prefix=f"{stage}/")
 
 
+class DivergenceError(ValueError):
+    """Training produced a non-finite loss or weight: a setting to change, not a bug."""
+
+
 class MLPModule(pl.LightningModule):
     """The shared base: one torchmetrics collection per stage, logging, the test report, and the
     optimiser loop of :mod:`models.engine`. Subclasses only say how a loss and its gradients are made
@@ -298,10 +302,25 @@ class MLPModule(pl.LightningModule):
         if self.block_epochs > 1:
             return self._training_block(x, target)
         self.update_losses, logits = run_updates(self, x, target)
+        self.stop_if_diverged()
         self.updates_done += len(self.update_losses)
         loss = self.update_losses.mean()
         self._update_and_log("train", loss, logits, target, on_step=True)
         return loss
+
+    def stop_if_diverged(self) -> None:
+        """A non-finite loss or weight stops the run at once, naming where and what to change."""
+        finite = torch.isfinite(self.update_losses)
+        if bool(finite.all()) and all(bool(torch.isfinite(p).all()) for p in self.net.parameters()):
+            return
+        first = int((~finite).nonzero()[0]) if not bool(finite.all()) else len(finite) - 1
+        lr = self.optimizers().optimizer.param_groups[0]["lr"]
+        raise DivergenceError(
+            f"{self.display_name} diverged: the {'loss' if not bool(finite.all()) else 'weights'} became "
+            f"non-finite (NaN or inf) at update {self.updates_done + first + 1}, in epoch {self.current_epoch + 1} "
+            f"of training, with learning rate {lr:g}. Lower model.init_args.optimizer.init_args.lr, normalise "
+            "the features (data.normalize), or clip the gradients; nothing after this point was trained."
+        )
 
     def _training_block(self, x: Tensor, target: Tensor) -> Tensor:
         """Several epochs in one step; each epoch's training metrics go to the loggers at that epoch.
@@ -312,6 +331,7 @@ class MLPModule(pl.LightningModule):
         """
         epochs = x.shape[0] // self.epoch_rows
         self.update_losses, logits = run_updates(self, x, target, epoch_rows=[self.epoch_rows] * epochs)
+        self.stop_if_diverged()
         self.updates_done += len(self.update_losses)
         preds, truth = self._metric_inputs(logits.detach(), target)
         values = per_epoch_metrics(self.spec, self.update_losses, preds, truth, epochs)
