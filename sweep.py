@@ -37,10 +37,12 @@ import torch
 import yaml
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
+from matplotlib.figure import Figure
 
 from callbacks.figures import new_figure
 from models.spec import MLPSpec
 from models.sweep_module import MemberData, StackedData, SweepModule, epoch_blocks
+from reporting.sweep_tensorboard import write_heat_maps, write_member_runs
 from reporting.tables import markdown_table, plain_table
 
 BLOCK_BYTES = 64 * 2**20  # the stacked training rows of one Lightning step
@@ -240,7 +242,7 @@ def main_metric(rows: list[dict[str, Any]]) -> str:
     return "test_f1" if rows and "test_f1" in rows[0] else "test_mse"
 
 
-def heat_map(rows: list[dict[str, Any]], axes: list[str], epoch: int, path: Path) -> None:
+def heat_map(rows: list[dict[str, Any]], axes: list[str], epoch: int, path: Path) -> Figure:
     """Mean test F1 (or test MSE for regression), over the other axes, on a grid of the first two axes."""
     metric = main_metric(rows)
     first, second = axes[0], axes[1] if len(axes) > 1 else None
@@ -270,6 +272,7 @@ def heat_map(rows: list[dict[str, Any]], axes: list[str], epoch: int, path: Path
     ax.set_title(f"{'test macro F1' if metric == 'test_f1' else 'test MSE'} at epoch {epoch}")
     figure.colorbar(image)
     figure.savefig(path, dpi=100, bbox_inches="tight")
+    return figure
 
 
 @dataclass
@@ -277,6 +280,14 @@ class SweepResult:
     rows: list[dict[str, Any]]  # one per member and snapshot
     stacks: list[tuple[list[Member], SweepModule]]
     run_dir: Path
+
+    def member_curves(self) -> list[tuple[str, dict[str, Any], np.ndarray]]:
+        """(name, axis values, train loss per epoch) of every member."""
+        curves = []
+        for members, module in self.stacks:
+            losses = np.stack(module.train_losses)  # (epochs, M)
+            curves += [(member.name, member.values, losses[:, m]) for m, member in enumerate(members)]
+        return curves
 
     def final_weights(self, member_name: str) -> list[np.ndarray]:
         """A member's weight matrices, (fan_out, fan_in) each, cut out of its stack's padding."""
@@ -342,11 +353,13 @@ def sweep_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
     (run_dir / "results.md").write_text(markdown_table(columns, body) + "\n")
     with open(run_dir / "results.csv", "w") as f:
         f.write(",".join(columns) + "\n" + "\n".join(",".join(r) for r in body) + "\n")
-    figures = []
+    figures, drawn = [], {}
     for epoch in sorted({r["epoch"] for r in rows}):
         path = run_dir / f"{main_metric(rows)}_heat_map_epoch{epoch}.png"
-        heat_map(rows, axes, epoch, path)
+        drawn[epoch] = heat_map(rows, axes, epoch, path)
         figures.append(path)
+    write_heat_maps(run_dir, drawn)
+    write_member_runs(run_dir, result.member_curves(), {r["member"]: r for r in rows})
     print(plain_table(columns, body))
     diverged = sorted({r["member"] for r in rows if r["diverged"]})
     if diverged:

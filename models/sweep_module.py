@@ -34,7 +34,6 @@ from models.native_net import NativeMLP
 from models.spec import MLPSpec
 from models.stacked_optim import StackedAdam, StackedSGD
 
-MEMBER_CURVES_MAX = 100  # above this many members a stack logs the members' mean loss only
 CURVE_POINTS = 500  # epochs logged per curve at most: TensorBoard's event writer costs ~50 us a scalar
 
 
@@ -264,12 +263,9 @@ class SweepModule(pl.LightningModule):
                 self.optimizer.lr[m] = 0.0  # frozen: the others go on
         self.train_losses.append(train_loss)
         due = epoch % max(1, self.epochs // CURVE_POINTS) == 0 or epoch == self.epochs
-        if self.logger is not None and due:  # at its own notebook epoch; one curve per member for grids a person reads
-            finite = train_loss[np.isfinite(train_loss)]
-            metrics = {"train/loss_members_mean": float(finite.mean())} if len(finite) else {}
-            if len(self.names) <= MEMBER_CURVES_MAX:
-                metrics.update({f"train_loss/{name}": float(v) for name, v in zip(self.names, train_loss)})
-            self.logger.log_metrics(metrics, step=epoch)
+        finite = train_loss[np.isfinite(train_loss)]
+        if self.logger is not None and due and len(finite):  # at its own notebook epoch; per member: members/<name>
+            self.logger.log_metrics({"train/loss_members_mean": float(finite.mean())}, step=epoch)
         if epoch in self.snapshots or epoch == self.epochs:
             self.results += self.evaluate(epoch, train_loss)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from sweep import SweepError, run_sweep, sweep_main
 from train import make_cli
@@ -129,7 +130,15 @@ grid:
     assert "diverged (non-finite loss) and were frozen: lr1e+06" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("lr")]
     assert rows[0][-2:] == ["no", "no"] and rows[1][-2:] == ["yes", "yes"]
-    assert (tmp_path / "runs/grid_sweep/version_0/results.csv").is_file()
+    run_dir = tmp_path / "runs/grid_sweep/version_0"
+    assert (run_dir / "results.csv").is_file() and (run_dir / "test_f1_heat_map_epoch3.png").is_file()
+    # TensorBoard: one run per member, with its loss curve and an HParams session
+    for member in ("lr0.1", "lr1e+06"):
+        events = EventAccumulator(str(run_dir / "members" / member)).Reload()
+        assert "_hparams_/session_start_info" in events.Tags()["tensors"]
+        assert [e.step for e in events.Scalars("train/loss_epoch")] == [1, 2, 3]
+        assert [e.step for e in events.Scalars("final/test_f1")] == [3]
+    assert "sweep/heat_map" in EventAccumulator(str(run_dir)).Reload().Tags()["images"]
 
 
 @pytest.mark.parametrize(
