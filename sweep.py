@@ -333,6 +333,47 @@ def run_sweep(
     return SweepResult(rows, trained, Path(save_dir) / name / f"version_{root.version}")
 
 
+def best_member(result: SweepResult) -> str:
+    """The member with the best final test F1 (or the lowest test MSE for regression), not diverged."""
+    final = {row["member"]: row for row in result.rows}  # rows come in epoch order: the last one wins
+    usable = [row for row in final.values() if not row["diverged"]]
+    if not usable:
+        raise SweepError("every member diverged: there is no best member to export")
+    if "test_f1" in usable[0]:
+        return max(usable, key=lambda row: row["test_f1"])["member"]
+    return min(usable, key=lambda row: row["test_mse"])["member"]
+
+
+def export_member(make_cli: Callable[..., LightningCLI], args: list[str], result: SweepResult, which: str) -> Path:
+    """Write one member (``best`` or its name) as an ordinary checkpoint: its own single-run module and data,
+    with the member's trained weights, tested once so the checkpoint carries the data's state too."""
+    name = best_member(result) if which == "best" else which
+    found = [
+        (member, module, m) for stack, module in result.stacks for m, member in enumerate(stack) if member.name == name
+    ]
+    if not found:
+        known = ", ".join(member.name for stack, _ in result.stacks for member in stack)
+        raise SweepError(f"--sweep.export {which}: no such member; use best or one of: {known}")
+    ((member, stacked, m),) = found
+    overrides = [
+        f"--{key}={json.dumps(v)}" for k, v in member.values.items() for key in (SEED_KEYS if k == "seed" else (k,))
+    ]
+    out = result.run_dir / "export"
+    quiet = ["--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"]
+    cli = make_cli([*args, *overrides, *quiet, f"--trainer.default_root_dir={out}"], run=False)
+    module = cli.model.to(torch.float64 if str(cli.trainer.precision).startswith("64") else torch.float32)
+    with torch.no_grad():
+        for k, layer in enumerate(module.net.layers):
+            fan_out, fan_in = layer.weight.shape
+            layer.weight.copy_(stacked.weights[k][m, :fan_out, :fan_in])
+            if layer.bias is not None:
+                layer.bias.copy_(stacked.biases[k][m, :fan_out])
+    cli.trainer.test(module, datamodule=cli.datamodule, verbose=False)
+    path = out / f"{name}.ckpt"
+    cli.trainer.save_checkpoint(path)
+    return path
+
+
 def sweep_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
     """Entry point of ``train.py sweep``: 0 when every member trained (diverged members are warned
     about), 2 for a mistake in the sweep file."""
@@ -341,8 +382,13 @@ def sweep_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
         return 0 if "--sweep" in args or any(a in ("-h", "--help") for a in args) else 2
     i = args.index("--sweep")
     sweep_path, rest = args[i + 1], args[:i] + args[i + 2 :]
+    export = None
+    if "--sweep.export" in rest:
+        j = rest.index("--sweep.export")
+        export, rest = rest[j + 1], rest[:j] + rest[j + 2 :]
     try:
         result = run_sweep(make_cli, rest, sweep_path)
+        exported = export_member(make_cli, rest, result, export) if export else None
     except SweepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -366,4 +412,8 @@ def sweep_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
         print(f"warning: {len(diverged)} member(s) diverged (non-finite loss) and were frozen: {', '.join(diverged)}")
     print(f"Results: {run_dir / 'results.csv'}, {run_dir / 'results.md'}; heat maps: {', '.join(map(str, figures))}")
     print(f"TensorBoard: tensorboard --logdir {run_dir}")
+    if exported:
+        print(
+            f"Exported {exported.stem} as a checkpoint: {exported} (train.py test/predict --config ... --ckpt_path it)"
+        )
     return 0

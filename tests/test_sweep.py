@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from sweep import SweepError, run_sweep, sweep_main
-from train import make_cli
+from sweep import SweepError, best_member, export_member, run_sweep, sweep_main
+from train import cli_main, make_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"]
@@ -155,3 +156,21 @@ def test_bad_sweep_files_are_refused_by_key(tmp_path, monkeypatch, text: str, me
     with pytest.raises(SweepError, match=message):
         run_sweep(make_cli, week04(tmp_path), sweep_file(tmp_path, text))
     assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_the_best_member_exports_as_a_checkpoint_that_test_accepts(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = week04(tmp_path, "--model.init_args.net.hidden_sizes=[4,3]")
+    grid = "grid:\n  model.init_args.optimizer.init_args.lr: [0.01, 0.2]\n  seed: [0, 1]\n"
+    result = run_sweep(make_cli, args, sweep_file(tmp_path, grid))
+    best = best_member(result)
+    final = {row["member"]: row for row in result.rows}
+    assert final[best]["test_f1"] == max(row["test_f1"] for row in final.values())
+    path = export_member(make_cli, args, result, "best")
+    stored = torch.load(path, weights_only=True)["state_dict"]
+    for k, w in enumerate(result.final_weights(best)):
+        np.testing.assert_array_equal(stored[f"net.layers.{k}.weight"].numpy(), w)
+    # an ordinary checkpoint: `train.py test --ckpt_path` takes it
+    cli_main(["test", *args, "--trainer.logger=false", "--trainer.callbacks=[]", f"--ckpt_path={path}"])
+    with pytest.raises(SweepError, match="no such member; use best or one of: lr0.01-seed0"):
+        export_member(make_cli, args, result, "lr9")
