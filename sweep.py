@@ -35,6 +35,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
@@ -196,7 +197,11 @@ def train_stack(
     logger: TensorBoardLogger,
     progress_bar: bool = True,
     hand_derived: bool = True,
+    callbacks: list[pl.Callback] | None = None,
 ) -> SweepModule:
+    """One stack's fit. Its checkpoint (``<stack run>/checkpoints/last.ckpt``, written after every block)
+    holds the stacked weights, every member's optimiser state and the results so far, so a sweep run
+    again with ``--sweep.resume`` goes on from there exactly."""
     first = stack[0]
     names = [m.name for m in stack]
     lrs = [m.lr for m in stack]
@@ -205,11 +210,13 @@ def train_stack(
     module.to(dtype)
     blocks = epoch_blocks(epochs, epochs_per_step(stack, epochs), snapshots)
     data = StackedData([m.data for m in stack], first.batch_size, first.shuffle, blocks)
+    checkpoint_dir = Path(logger.log_dir) / "checkpoints"
+    last = checkpoint_dir / "last.ckpt"
     trainer = pl.Trainer(
         max_epochs=len(blocks),
         precision="64-true" if dtype == torch.float64 else "32-true",
         logger=logger,
-        enable_checkpointing=False,
+        callbacks=[ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0), *(callbacks or [])],
         enable_model_summary=False,
         enable_progress_bar=progress_bar,
         log_every_n_steps=1,
@@ -217,7 +224,7 @@ def train_stack(
     with warnings.catch_warnings():
         # The stack's optimiser is models.stacked_optim (one lr and state per member), not a torch.optim one.
         warnings.filterwarnings("ignore", message=".*configure_optimizers` returned `None`.*")
-        trainer.fit(module, datamodule=data)
+        trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
     return module
 
 
@@ -303,9 +310,15 @@ class SweepResult:
 
 
 def run_sweep(
-    make_cli: Callable[..., LightningCLI], args: list[str], sweep_path: str, save_dir: str = "runs"
+    make_cli: Callable[..., LightningCLI],
+    args: list[str],
+    sweep_path: str,
+    save_dir: str = "runs",
+    resume: str | None = None,
+    callbacks: list[pl.Callback] | None = None,
 ) -> SweepResult:
-    """Every member of the grid, trained stack by stack; logs under ``<save_dir>/<sweep name>_sweep``."""
+    """Every member of the grid, trained stack by stack; logs under ``<save_dir>/<sweep name>_sweep/version_<n>``.
+    ``resume`` (such a run directory) goes on from each stack's last checkpoint there."""
     sweep = read_sweep_file(sweep_path)
     quiet = ["--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"]
     cli = make_cli([*args, *quiet], run=False)
@@ -316,21 +329,34 @@ def run_sweep(
     snapshots = sorted({e for e in sweep["snapshots"] if e <= epochs} | {epochs})
     dtype = torch.float64 if str(cli.config.trainer.precision).startswith("64") else torch.float32
     name = f"{Path(sweep_path).stem}_sweep"
-    root = TensorBoardLogger(save_dir, name=name)
+    version = resumed_version(resume) if resume else TensorBoardLogger(save_dir, name=name).version
+    if resume:
+        save_dir, name = str(Path(resume).parent.parent), Path(resume).parent.name
     stacks = plan_stacks(members, sweep["max_members"])
     rows: list[dict[str, Any]] = []
     trained = []
     for i, stack in enumerate(stacks):
         print(f"stack {i + 1}/{len(stacks)}: {len(stack)} members, {stack[0].spec.summary}", flush=True)
         logger = TensorBoardLogger(
-            save_dir, name=name, version=f"version_{root.version}/stack_{i}", default_hp_metric=False, max_queue=10_000
+            save_dir, name=name, version=f"version_{version}/stack_{i}", default_hp_metric=False, max_queue=10_000
         )
         progress_bar = cli.config.trainer.enable_progress_bar
-        module = train_stack(stack, epochs, snapshots, dtype, logger, progress_bar, sweep["hand_derived"])
+        module = train_stack(stack, epochs, snapshots, dtype, logger, progress_bar, sweep["hand_derived"], callbacks)
         by_name = {m.name: m for m in stack}
         rows += [{**r, "values": by_name[r["member"]].values} for r in module.results]
         trained.append((stack, module))
-    return SweepResult(rows, trained, Path(save_dir) / name / f"version_{root.version}")
+    return SweepResult(rows, trained, Path(save_dir) / name / f"version_{version}")
+
+
+def resumed_version(run_dir: str) -> int:
+    """The version number of ``runs/<sweep>_sweep/version_<n>``; anything else is refused by name."""
+    path = Path(run_dir)
+    if not path.is_dir() or not path.name.startswith("version_") or not path.name[8:].isdigit():
+        raise SweepError(
+            f"--sweep.resume {run_dir}: not a sweep's run directory; pass the runs/<sweep>_sweep/version_<n> "
+            "that the interrupted sweep printed"
+        )
+    return int(path.name[8:])
 
 
 def best_member(result: SweepResult) -> str:
@@ -382,12 +408,14 @@ def sweep_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
         return 0 if "--sweep" in args or any(a in ("-h", "--help") for a in args) else 2
     i = args.index("--sweep")
     sweep_path, rest = args[i + 1], args[:i] + args[i + 2 :]
-    export = None
-    if "--sweep.export" in rest:
-        j = rest.index("--sweep.export")
-        export, rest = rest[j + 1], rest[:j] + rest[j + 2 :]
+    options = {}
+    for option in ("--sweep.export", "--sweep.resume"):
+        if option in rest:
+            j = rest.index(option)
+            options[option], rest = rest[j + 1], rest[:j] + rest[j + 2 :]
+    export = options.get("--sweep.export")
     try:
-        result = run_sweep(make_cli, rest, sweep_path)
+        result = run_sweep(make_cli, rest, sweep_path, resume=options.get("--sweep.resume"))
         exported = export_member(make_cli, rest, result, export) if export else None
     except SweepError as error:
         print(f"error: {error}", file=sys.stderr)

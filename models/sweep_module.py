@@ -306,10 +306,12 @@ class SweepModule(pl.LightningModule):
             "optimizer": self.optimizer.state_dict(),
             "diverged_at": [-1 if e is None else e for e in self.diverged_at],
             "results": self.results,
+            "train_losses": torch.as_tensor(np.array(self.train_losses)),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, object]) -> None:
         state = checkpoint["sweep_state"]
         self.diverged_at = [None if e < 0 else e for e in state["diverged_at"]]
         self.results = state["results"]
+        self.train_losses = list(state["train_losses"].numpy())
         self.optimizer_state = state["optimizer"]

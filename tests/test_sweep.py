@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -174,3 +175,27 @@ def test_the_best_member_exports_as_a_checkpoint_that_test_accepts(tmp_path, mon
     cli_main(["test", *args, "--trainer.logger=false", "--trainer.callbacks=[]", f"--ckpt_path={path}"])
     with pytest.raises(SweepError, match="no such member; use best or one of: lr0.01-seed0"):
         export_member(make_cli, args, result, "lr9")
+
+
+class StopAfterFirstBlock(pl.Callback):
+    """An interruption: the fit ends after its first training step (block of epochs)."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.should_stop = True
+
+
+def test_a_resumed_sweep_equals_the_uninterrupted_one(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = week04(tmp_path, "--trainer.max_epochs=4", "--model.init_args.optimizer.init_args.momentum=0.9")
+    grid = sweep_file(tmp_path, "grid:\n  model.init_args.optimizer.init_args.lr: [0.01, 0.1]\nsnapshots: [2]\n")
+    whole = run_sweep(make_cli, args, grid)
+    cut = run_sweep(make_cli, args, grid, callbacks=[StopAfterFirstBlock()])
+    assert [r["epoch"] for r in cut.rows] == [2, 2]  # interrupted after the first block (epochs 1-2)
+    resumed = run_sweep(make_cli, args, grid, resume=str(cut.run_dir))
+    assert resumed.run_dir == cut.run_dir
+    for name in ("lr0.01", "lr0.1"):
+        for a, b in zip(whole.final_weights(name), resumed.final_weights(name)):
+            np.testing.assert_array_equal(a, b)
+    assert resumed.rows == whole.rows
+    with pytest.raises(SweepError, match="not a sweep's run directory"):
+        run_sweep(make_cli, args, grid, resume=str(tmp_path))
