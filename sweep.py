@@ -38,6 +38,7 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 
 from callbacks.figures import new_figure
@@ -198,6 +199,7 @@ def train_stack(
     progress_bar: bool = True,
     hand_derived: bool = True,
     callbacks: list[pl.Callback] | None = None,
+    hardware: dict[str, Any] | None = None,
 ) -> SweepModule:
     """One stack's fit. Its checkpoint (``<stack run>/checkpoints/last.ckpt``, written after every block)
     holds the stacked weights, every member's optimiser state and the results so far, so a sweep run
@@ -220,6 +222,7 @@ def train_stack(
         enable_model_summary=False,
         enable_progress_bar=progress_bar,
         log_every_n_steps=1,
+        **(hardware or {}),
     )
     with warnings.catch_warnings():
         # The stack's optimiser is models.stacked_optim (one lr and state per member), not a torch.optim one.
@@ -341,11 +344,30 @@ def run_sweep(
             save_dir, name=name, version=f"version_{version}/stack_{i}", default_hp_metric=False, max_queue=10_000
         )
         progress_bar = cli.config.trainer.enable_progress_bar
-        module = train_stack(stack, epochs, snapshots, dtype, logger, progress_bar, sweep["hand_derived"], callbacks)
+        module = train_stack(
+            stack, epochs, snapshots, dtype, logger, progress_bar, sweep["hand_derived"], callbacks, hardware(cli)
+        )
         by_name = {m.name: m for m in stack}
         rows += [{**r, "values": by_name[r["member"]].values} for r in module.results]
         trained.append((stack, module))
     return SweepResult(rows, trained, Path(save_dir) / name / f"version_{version}")
+
+
+def hardware(cli: LightningCLI) -> dict[str, Any]:
+    """The config's accelerator, devices, nodes and strategy, for a stack's own Trainer: under DDP every
+    rank trains its share of the members (a fresh strategy object per stack)."""
+    config = cli.config.trainer
+    strategy = config.strategy
+    if not isinstance(strategy, str) and strategy is not None:  # class_path + init_args
+        module_name, class_name = strategy.class_path.rsplit(".", 1)
+        init_args = strategy.init_args.as_dict() if strategy.get("init_args") else {}
+        strategy = getattr(importlib.import_module(module_name), class_name)(**init_args)
+    return {
+        "accelerator": config.accelerator,
+        "devices": config.devices,
+        "num_nodes": config.num_nodes,
+        "strategy": strategy,
+    }
 
 
 def resumed_version(run_dir: str) -> int:
@@ -386,7 +408,8 @@ def export_member(make_cli: Callable[..., LightningCLI], args: list[str], result
     ]
     out = result.run_dir / "export"
     quiet = ["--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"]
-    cli = make_cli([*args, *overrides, *quiet, f"--trainer.default_root_dir={out}"], run=False)
+    one_process = ["--trainer.strategy=auto", "--trainer.devices=1", "--trainer.num_nodes=1"]
+    cli = make_cli([*args, *overrides, *quiet, *one_process, f"--trainer.default_root_dir={out}"], run=False)
     module = cli.model.to(torch.float64 if str(cli.trainer.precision).startswith("64") else torch.float32)
     with torch.no_grad():
         for k, layer in enumerate(module.net.layers):
@@ -416,6 +439,8 @@ def sweep_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
     export = options.get("--sweep.export")
     try:
         result = run_sweep(make_cli, rest, sweep_path, resume=options.get("--sweep.resume"))
+        if rank_zero_only.rank != 0:  # under DDP every rank holds the same results; rank 0 reports them
+            return 0
         exported = export_member(make_cli, rest, result, export) if export else None
     except SweepError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -214,22 +214,47 @@ class SweepModule(pl.LightningModule):
                 params.append(self.arrays(self.biases[k]))
         return params
 
-    def chain(self) -> LayerChain | AutogradStack:
+    def chain(self, members: slice = slice(None)) -> LayerChain | AutogradStack:
+        """The layers over ``members`` of the stack (views: updates land in the stack)."""
         if not self.hand_derived:
-            return AutogradStack(self.spec, self.stacked_params())
-        biases = [self.arrays(b) for b in self.biases] if self.spec.bias else [None] * len(self.weights)
-        return LayerChain(self.spec, [(self.arrays(w), b) for w, b in zip(self.weights, biases)])
+            return AutogradStack(self.spec, [p[members] for p in self.stacked_params()])
+        biases = [self.arrays(b)[members] for b in self.biases] if self.spec.bias else [None] * len(self.weights)
+        return LayerChain(self.spec, [(self.arrays(w)[members], b) for w, b in zip(self.weights, biases)])
+
+    # ---- DDP: every rank trains its own members; all ranks then hold the whole stack again ---------
+    def member_shard(self) -> slice:
+        """This rank's members: contiguous, ceil(M / world) each (the last rank may have fewer)."""
+        per_rank = -(-len(self.names) // self.trainer.world_size)
+        return slice(self.global_rank * per_rank, min(len(self.names), (self.global_rank + 1) * per_rank))
+
+    def gather_members(self, shard_values: Tensor) -> Tensor:
+        """(this rank's members, ...) -> (M, ...) on every rank; members are independent, so nothing is averaged."""
+        if self.trainer.world_size == 1:
+            return shard_values
+        per_rank = -(-len(self.names) // self.trainer.world_size)
+        padded = shard_values.new_full((per_rank, *shard_values.shape[1:]), float("nan"))
+        padded[: len(shard_values)] = shard_values
+        return self.all_gather(padded).reshape(-1, *shard_values.shape[1:])[: len(self.names)]
+
+    @torch.no_grad()
+    def sync_members(self) -> None:
+        """Every parameter's other members from the ranks that trained them (a no-op on one process)."""
+        if self.trainer.world_size == 1:
+            return
+        for param in self.parameters():
+            param.copy_(self.gather_members(param[self.shard].contiguous()))
 
     def configure_optimizers(self) -> None:
         return None  # the stacked optimiser below holds one lr and one state per member
 
     def on_train_start(self) -> None:
-        lr = self.arrays(self.lrs.clone())  # its own copy: a diverged member's lr is set to 0
+        self.shard = self.member_shard()
+        lr = self.arrays(self.lrs.clone())[self.shard]  # its own copy: a diverged member's lr is set to 0
         kind = {"sgd": StackedSGD, "adam": StackedAdam}[self.optimizer_name]
         self.optimizer = kind(lr=lr, **self.optimizer_kwargs)
         if self.optimizer_state is not None:  # resumed from a checkpoint
-            self.optimizer.load_state_dict(self.optimizer_state, self.stacked_params())
-        self.masks = [self.arrays(getattr(self, f"mask{k}")) for k in range(len(self.weights))]
+            self.optimizer.load_state_dict(self.optimizer_state, [p[self.shard] for p in self.stacked_params()])
+        self.masks = [self.arrays(getattr(self, f"mask{k}"))[self.shard] for k in range(len(self.weights))]
 
     def on_train_epoch_start(self) -> None:
         self.trainer.train_dataloader.set_epoch(self.current_epoch)
@@ -243,30 +268,30 @@ class SweepModule(pl.LightningModule):
     @torch.no_grad()
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch  # (M, rows of every epoch in the block, features), (M, rows)
-        x, y = self.arrays(x.to(self.dtype)), self.arrays(y)
-        self.params = self.stacked_params()
+        x, y = self.arrays(x[self.shard].to(self.dtype)), self.arrays(y[self.shard])  # this rank's members
+        self.params = [p[self.shard] for p in self.stacked_params()]
         loader = self.trainer.train_dataloader
-        chain = self.chain()
+        chain = self.chain(self.shard)
         for epoch, chunks in zip(loader.block, loader.chunks(self.rows_per_update)):
             with np.errstate(all="ignore"):  # a diverging member's overflow is reported below, not warned
                 losses, _ = update_loop(chain, x, y, chunks, self.step)
-            train_loss = sum(losses) / len(losses)  # (M,): the mean over the epoch's updates
-            if not isinstance(train_loss, np.ndarray):
-                train_loss = train_loss.cpu().numpy()
-            self.end_of_epoch(epoch, train_loss)
+            shard_loss = torch.as_tensor(sum(losses) / len(losses))  # (members here,): the epoch's mean
+            self.end_of_epoch(epoch, self.gather_members(shard_loss).cpu().numpy())
 
     def end_of_epoch(self, epoch: int, train_loss: np.ndarray) -> None:
         """Freeze members that diverged; log the epoch's losses at their own epoch; read snapshots."""
         for m in np.flatnonzero(~np.isfinite(train_loss)):
             if self.diverged_at[m] is None:
                 self.diverged_at[m] = epoch
-                self.optimizer.lr[m] = 0.0  # frozen: the others go on
+                if self.shard.start <= m < self.shard.stop:
+                    self.optimizer.lr[m - self.shard.start] = 0.0  # frozen: the others go on
         self.train_losses.append(train_loss)
         due = epoch % max(1, self.epochs // CURVE_POINTS) == 0 or epoch == self.epochs
         finite = train_loss[np.isfinite(train_loss)]
         if self.logger is not None and due and len(finite):  # at its own notebook epoch; per member: members/<name>
             self.logger.log_metrics({"train/loss_members_mean": float(finite.mean())}, step=epoch)
         if epoch in self.snapshots or epoch == self.epochs:
+            self.sync_members()
             self.results += self.evaluate(epoch, train_loss)
 
     @torch.no_grad()

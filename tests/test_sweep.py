@@ -4,6 +4,8 @@ bad sweep files are refused by key before anything trains; a diverging member is
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -199,3 +201,26 @@ def test_a_resumed_sweep_equals_the_uninterrupted_one(tmp_path, monkeypatch) -> 
     assert resumed.rows == whole.rows
     with pytest.raises(SweepError, match="not a sweep's run directory"):
         run_sweep(make_cli, args, grid, resume=str(tmp_path))
+
+
+@pytest.mark.ddp
+def test_two_gloo_processes_give_the_one_process_results(tmp_path, monkeypatch) -> None:
+    """Members sharded over 2 CPU ranks (2 and 1 of 3), gathered on rank 0: the same table as one process."""
+    grid = sweep_file(tmp_path, "grid:\n  model.init_args.optimizer.init_args.lr: [0.01, 0.1, 0.2]\nsnapshots: [1]\n")
+    args = week04(tmp_path, "--trainer.max_epochs=2")
+    (tmp_path / "one").mkdir()
+    monkeypatch.chdir(tmp_path / "one")
+    assert sweep_main([*args, "--sweep", grid], make_cli) == 0
+    (tmp_path / "two").mkdir()
+    ddp = ["--trainer", str(ROOT / "configs/trainer/ddp_cpu.yaml")]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "sweep", *args, *ddp, "--sweep", grid],
+        cwd=tmp_path / "two",
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    one = (tmp_path / "one/runs/grid_sweep/version_0/results.csv").read_text()
+    two = (tmp_path / "two/runs/grid_sweep/version_0/results.csv").read_text()
+    assert one == two and one.count("\n") == 1 + 3 * 2  # header, 3 members x 2 snapshots
