@@ -10,7 +10,7 @@ learning rate set to 0) and marked diverged; the others go on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import lightning.pytorch as pl
@@ -115,6 +115,17 @@ class StackedData(pl.LightningDataModule):
 
     def train_dataloader(self) -> StackedEpochLoader:
         return StackedEpochLoader(self.members, self.batch_size, self.shuffle, self.blocks)
+
+
+def map_tensors(state: object, fn: Callable[[Tensor], Tensor]) -> object:
+    """``fn`` applied to every tensor of a nested dict/list state (the stacked optimiser's)."""
+    if isinstance(state, Tensor):
+        return fn(state)
+    if isinstance(state, list):
+        return [map_tensors(v, fn) for v in state]
+    if isinstance(state, dict):
+        return {k: map_tensors(v, fn) for k, v in state.items()}
+    return state
 
 
 class AutogradStack:
@@ -253,7 +264,8 @@ class SweepModule(pl.LightningModule):
         kind = {"sgd": StackedSGD, "adam": StackedAdam}[self.optimizer_name]
         self.optimizer = kind(lr=lr, **self.optimizer_kwargs)
         if self.optimizer_state is not None:  # resumed from a checkpoint
-            self.optimizer.load_state_dict(self.optimizer_state, [p[self.shard] for p in self.stacked_params()])
+            mine = map_tensors(self.optimizer_state, lambda t: t[self.shard])
+            self.optimizer.load_state_dict(mine, [p[self.shard] for p in self.stacked_params()])
         self.masks = [self.arrays(getattr(self, f"mask{k}"))[self.shard] for k in range(len(self.weights))]
 
     def on_train_epoch_start(self) -> None:
@@ -327,8 +339,10 @@ class SweepModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, object]) -> None:
         """The stacked optimiser's state and the results so far: a resumed sweep goes on exactly."""
+        # Under DDP every rank holds its own members' state: gathered (all ranks call this hook) into the whole stack's.
+        whole = map_tensors(self.optimizer.state_dict(), lambda t: self.gather_members(t.to(self.device)).cpu())
         checkpoint["sweep_state"] = {
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": whole,
             "diverged_at": [-1 if e is None else e for e in self.diverged_at],
             "results": self.results,
             "train_losses": torch.as_tensor(np.array(self.train_losses)),
