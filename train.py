@@ -26,7 +26,6 @@ from run_guard import as_config_error, check_checkpoint, report_and_exit
 PLANNED_RUN_DIRS: list[Path] = []
 
 
-
 class WithoutCloudTips(logging.Filter):
     """Drops Lightning's "💡 Tip" lines that advertise its cloud services (litlogger, litmodels): this project
     runs offline and logs to TensorBoard, so the tips are noise in every command's output."""
@@ -38,6 +37,12 @@ class WithoutCloudTips(logging.Filter):
 # Lightning prints through Python loggers named after its modules, which its docs invite users to configure
 # ("Console logging"); the tips come through rank_zero_info, whose logger is this one.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(WithoutCloudTips())
+
+
+MORE_COMMANDS = """
+more commands, each with the same --config and overrides (add --help for its options):
+    compare             Fit and test both modules, hand-derived and autograd, side by side.
+    sweep               Train a grid of configs at once (--sweep configs/sweeps/<grid>.yaml)."""
 
 
 class BackpropCLI(LightningCLI):
@@ -131,7 +136,8 @@ def make_cli(args: list[str] | None = None, run: bool = True) -> BackpropCLI:
 
 
 def cli_main(args: list[str] | None = None) -> None:
-    """``compare`` runs :mod:`compare` on the same config and overrides; anything else is LightningCLI's.
+    """``compare`` and ``sweep`` run :mod:`compare` and :mod:`sweep` on the same config and overrides; anything
+    else is LightningCLI's, whose help lists those two as well.
     A mistake the user can fix ends in one message and exit status 2 (see :mod:`run_guard`)."""
     argv = sys.argv[1:] if args is None else args
     try:
@@ -143,6 +149,11 @@ def cli_main(args: list[str] | None = None) -> None:
             from sweep import sweep_main
 
             raise SystemExit(sweep_main(argv[1:], make_cli))
+        if argv in ([], ["-h"], ["--help"]):
+            try:
+                make_cli(args)  # LightningCLI prints its help and exits
+            finally:
+                print(MORE_COMMANDS)
         make_cli(args)
     except Exception as error:
         report_and_exit(error, PLANNED_RUN_DIRS, argv)

@@ -220,3 +220,11 @@ def test_a_run_that_fails_after_creating_its_directory_removes_it(tmp_path, caps
     assert "error: the checkpoint's data was a classification task but data.task is 'regression'" in err
     assert f"removed the empty run directory {tmp_path / 'runs' / 'flower' / 'version_1'}" in err
     assert sorted(p.name for p in (tmp_path / "runs" / "flower").iterdir()) == ["version_0"]  # no empty version_1
+
+
+def test_the_help_lists_compare_and_sweep(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "fit" in out and "compare" in out and "sweep" in out and "--sweep configs/sweeps/" in out
