@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from callbacks.weights_export import WeightsExport
 from datamodules.base import TensorDataModule
@@ -116,6 +116,17 @@ class BackpropCLI(LightningCLI):
             )
         if test_after_fit:
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
+        self.say_where_results_went()
+
+    def say_where_results_went(self) -> None:
+        """The run directory and the checkpoints, printed once at the end (rank 0)."""
+        lines = [f"Run directory: {self.trainer.log_dir or self.trainer.default_root_dir}"]
+        checkpoint = self.trainer.checkpoint_callback
+        if checkpoint is not None and getattr(checkpoint, "last_model_path", ""):
+            lines.append(f"Last checkpoint: {checkpoint.last_model_path}")
+        if checkpoint is not None and getattr(checkpoint, "best_model_path", ""):
+            lines.append(f"Best checkpoint: {checkpoint.best_model_path}")
+        rank_zero_info("\n".join(lines))
 
 
 def make_cli(args: list[str] | None = None, run: bool = True) -> BackpropCLI:
