@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import itertools
 import json
 import sys
@@ -116,11 +117,25 @@ def read_sweep_file(path: str) -> dict[str, Any]:
 def short_name(key: str, value: Any) -> str:
     """``model.init_args.optimizer.init_args.lr`` = 0.1 -> ``lr0.1``; hidden sizes [3, 3] -> ``h3x3``."""
     leaf = key.rsplit(".", 1)[-1]
+    if leaf == "class_path":  # torch.optim.Adam -> Adam
+        return str(value).rsplit(".", 1)[-1]
     if leaf == "hidden_sizes":
         return "h" + "x".join(map(str, value))
     if isinstance(value, float):
         value = f"{value:g}"
     return f"{leaf}{value}"
+
+
+def set_value(config: Any, key: str, value: Any) -> None:
+    """``config[key] = value``; a new ``...class_path`` keeps only the ``init_args`` its class takes, as
+    ``--...class_path`` on the command line does (SGD's momentum means nothing to Adam)."""
+    config[key] = value
+    if key.endswith(".class_path"):
+        init_args = config.get(key.removesuffix("class_path") + "init_args")
+        module_name, class_name = str(value).rsplit(".", 1)
+        accepted = inspect.signature(getattr(importlib.import_module(module_name), class_name)).parameters
+        for name in [n for n in vars(init_args or {}) if n not in accepted]:
+            delattr(init_args, name)
 
 
 def check_axes(cli: LightningCLI, grid: dict[str, list[Any]], path: str) -> None:
@@ -135,7 +150,7 @@ def check_axes(cli: LightningCLI, grid: dict[str, list[Any]], path: str) -> None
             )
         for value in values:
             trial = copy.deepcopy(cli.config)
-            trial[key] = value
+            set_value(trial, key, value)
             try:
                 cli.parser.validate(trial)
             except Exception as error:  # jsonargparse reports type errors as plain exceptions
@@ -147,7 +162,7 @@ def build_member(cli: LightningCLI, values: dict[str, Any]) -> Member:
     config = copy.deepcopy(cli.config)
     for key, value in values.items():
         for target in SEED_KEYS if key == "seed" else (key,):
-            config[target] = value
+            set_value(config, target, value)
     model = config.model.init_args
     spec = MLPSpec(**model.net.as_dict())
     optimizer_path = model.optimizer.class_path if model.optimizer else "torch.optim.SGD"

@@ -121,6 +121,21 @@ grid:
     assert_members_equal_single_runs(result, args, ["activationtanh-h3"])
 
 
+def test_an_optimizer_class_axis_runs_one_stack_per_class(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    grid = """
+grid:
+  model.init_args.optimizer.class_path: [torch.optim.SGD, torch.optim.Adam]
+  model.init_args.optimizer.init_args.lr: [0.01, 0.05]
+"""
+    args = week04(
+        tmp_path, "--model.init_args.optimizer.init_args.momentum=0.5", "--model.init_args.rows_per_update=20"
+    )
+    result = run_sweep(make_cli, args, sweep_file(tmp_path, grid))
+    assert len(result.stacks) == 2  # SGD (with the config's momentum) and Adam (which takes no momentum)
+    assert_members_equal_single_runs(result, args, ["SGD-lr0.05", "Adam-lr0.01"])
+
+
 def test_a_diverging_member_is_frozen_and_flagged_alone(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     grid = """
