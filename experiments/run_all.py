@@ -33,13 +33,21 @@ EXPERIMENTS = {
 }
 
 
+SCRATCH = ROOT / "runs" / "experiments" / "report"  # quick or partial runs: docs/ holds full runs only
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", choices=sorted(EXPERIMENTS), help="run only these notebooks")
     parser.add_argument("--quick", action="store_true", help="tiny runs: checks the machinery, not the results")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="RESULTS.md and results/*.png go here")
+    parser.add_argument(
+        "--out", type=Path, help="where RESULTS.md and results/*.png go: docs/ for a full run, else " + str(SCRATCH)
+    )
     parser.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "experiments", help="saved weights, CSVs")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = ROOT / "docs" if not args.quick and not args.only else SCRATCH
+    return args
 
 
 def main(argv: list[str] | None = None) -> Path:

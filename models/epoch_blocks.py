@@ -23,6 +23,7 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
+from models.engine import run_updates
 from models.spec import MLPSpec
 
 EpochsPerStep = int | Literal["auto"]
@@ -99,3 +100,76 @@ class EpochLabel(pl.Callback):
         last = first + pl_module.block_epochs if total is None else min(first + pl_module.block_epochs, total)
         label = f"Epoch {first}" if last - first == 1 else f"Epochs {first}-{last - 1}"
         bar.train_progress_bar.set_description(label if total is None else f"{label} of {total}")
+
+
+class EpochBlocks:
+    """The LightningModule side of epoch blocks (mixed into :class:`models.lightning_modules.MLPModule`):
+    choosing K for a fit, training a block, and logging each of its epochs at that epoch."""
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        return [EpochLabel()]
+
+    def notebook_max_epochs(self) -> int | None:
+        """``trainer.max_epochs``, which counts epochs whatever the block size; None when unbounded."""
+        epochs = self.trainer.max_epochs
+        return epochs if epochs is not None and epochs >= 0 else None
+
+    def _why_epochs_cannot_be_grouped(self) -> str | None:
+        trainer = self.trainer
+        loader = trainer.train_dataloader
+        if trainer.world_size > 1:
+            return f"the run uses {trainer.world_size} processes (epoch blocks need one)"
+        if not hasattr(loader, "group_epochs"):
+            return "the training data is not served by a TensorBatchLoader"
+        if len(loader) != 1 or trainer.num_training_batches != 1:
+            return (
+                f"an epoch is {len(loader)} batches of data.batch_size={loader.batch_size}; set data.batch_size to at "
+                f"least the {loader.permutation.n} training rows (and model.rows_per_update for smaller updates)"
+            )
+        return None
+
+    def _start_epoch_blocks(self) -> None:
+        trainer = self.trainer
+        self.block_epochs = resolve_epochs_per_step(
+            self.epochs_per_step, self.notebook_max_epochs(), self._why_epochs_cannot_be_grouped()
+        )
+        resumed = self.resumed_block_epochs
+        if resumed is not None and resumed != self.block_epochs and trainer.current_epoch > 0:
+            raise ValueError(
+                f"the checkpoint being resumed ran {resumed} epoch(s) per training step and this run would run "
+                f"{self.block_epochs}, which would change the epochs each step holds. Resume with "
+                f"model.epochs_per_step={resumed}."
+            )
+        self.epochs_done = trainer.current_epoch * self.block_epochs
+        if self.block_epochs > 1:
+            self.epoch_rows = trainer.train_dataloader.batch_rows()[0]
+            limit = self.notebook_max_epochs()
+            if limit is not None and self.epochs_done >= limit:
+                trainer.should_stop = True  # resumed from the run's last block: nothing left to train
+
+    def _training_block(self, x: Tensor, target: Tensor) -> Tensor:
+        """Several epochs in one step; each epoch's training metrics go to the loggers at that epoch.
+
+        Lightning's ``self.log`` would log once per step, so the per-epoch values are written with
+        ``logger.log_metrics(step=epoch)``; the block's last epoch is also handed to ``self.log`` (not
+        to the loggers) for the progress bar, checkpoint monitors and callbacks.
+        """
+        epochs = x.shape[0] // self.epoch_rows
+        self.update_losses, logits = run_updates(self, x, target, epoch_rows=[self.epoch_rows] * epochs)
+        self.stop_if_diverged()
+        self.updates_done += len(self.update_losses)
+        preds, truth = self._metric_inputs(logits.detach(), target)
+        values = per_epoch_metrics(self.spec, self.update_losses, preds, truth, epochs)
+        for epoch, row in enumerate(rows_per_epoch(values), start=self.epochs_done):
+            self._log_at_epoch(row, epoch)
+        self.epochs_done += epochs
+        last = {tag: value[-1] for tag, value in values.items()}
+        for tag, value in last.items():
+            self.log(tag, value, on_step=False, on_epoch=True, logger=False, prog_bar=tag == "train/loss", batch_size=1)
+        return values["train/loss"].mean()
+
+    def _log_at_epoch(self, values: dict[str, float], epoch: int) -> None:
+        """Write one notebook epoch's metrics (``epoch`` 0-based) as Lightning writes an epoch's, with its
+        ``epoch`` entry, so an epoch-keyed logger files them under the same tags and steps."""
+        for logger in self.loggers:
+            logger.log_metrics({**values, "epoch": epoch}, step=epoch)

@@ -1,7 +1,8 @@
 """The two LightningModules: one trains the native net with autograd, one the hand-derived net.
 
-Both share metrics, logging and reporting (:class:`MLPModule`); they differ only in
-``training_step`` and in how gradients reach ``param.grad``.
+They share everything (:class:`MLPModule`: metrics and the report from :mod:`models.stage_metrics`,
+many updates per step from :mod:`models.engine`, epoch blocks from :mod:`models.epoch_blocks`) and
+differ only in how a loss's gradients reach ``param.grad``.
 """
 
 from __future__ import annotations
@@ -13,60 +14,36 @@ from dataclasses import asdict
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
-from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric, MetricCollection
+from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import (
-    MulticlassAccuracy,
     MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassPrecision,
-    MulticlassRecall,
 )
 
 from models.base_net import MLPParameters
 from models.engine import one_thread_for_tiny_nets, run_updates, unequal_update_counts
 from models.epoch_blocks import (
-    EpochLabel,
+    EpochBlocks,
     EpochsPerStep,
     check_epochs_per_step,
-    per_epoch_metrics,
-    resolve_epochs_per_step,
-    rows_per_epoch,
 )
 from models.grad_sync import all_reduce_mean_
-from models.layers.heads import output_activation, predicted_classes
+from models.layers.heads import output_activation
 from models.manual_net import ManualMLP
 from models.native_net import NativeMLP
-from models.report import GENERAL_ADVICE, format_test_report
+from models.report import GENERAL_ADVICE
 from models.schedules import SchedulerInterval, build_lr_scheduler, planned_updates
 from models.spec import MLPSpec
-
-
-def _stage_metrics(spec: MLPSpec, stage: str) -> MetricCollection:
-    # validate_args=False: inputs are our own argmax predictions and checked labels; the checks would
-    # cost about a quarter of each update.
-    if spec.is_classifier:
-        k = spec.num_classes
-        metrics = {
-            "accuracy": MulticlassAccuracy(k, average="micro", validate_args=False),
-            "precision": MulticlassPrecision(k, average="macro", validate_args=False),
-            "recall": MulticlassRecall(k, average="macro", validate_args=False),
-            "f1": MulticlassF1Score(k, average="macro", validate_args=False),
-        }
-    else:
-        metrics = {"mse": MeanSquaredError(), "mae": MeanAbsoluteError()}
-    return MetricCollection(metrics, prefix=f"{stage}/")
+from models.stage_metrics import StageMetrics, stage_metrics
 
 
 class DivergenceError(ValueError):
     """Training produced a non-finite loss or weight: a setting to change, not a bug."""
 
 
-class MLPModule(pl.LightningModule):
-    """The shared base: one torchmetrics collection per stage, logging, the test report, and the
-    optimiser loop of :mod:`models.engine`. Subclasses only say how a loss and its gradients are made
+class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
+    """The shared base: setup, checkpoints, optimisers and schedules, the training step through
+    :mod:`models.engine`. Subclasses only say how a loss and its gradients are made
     (:meth:`loss_and_logits` and, for the hand-derived net, :meth:`backward`).
 
     Both modules use manual optimisation, so a training step can make many updates
@@ -135,9 +112,9 @@ class MLPModule(pl.LightningModule):
         self.lr_scheduler_factory = lr_scheduler
         self.lr_scheduler_interval = lr_scheduler_interval
         self.net = self.build_net(net)
-        self.train_metrics = _stage_metrics(net, "train")
-        self.val_metrics = _stage_metrics(net, "val")
-        self.test_metrics = _stage_metrics(net, "test")
+        self.train_metrics = stage_metrics(net, "train")
+        self.val_metrics = stage_metrics(net, "val")
+        self.test_metrics = stage_metrics(net, "test")
         # Per-epoch mean loss per stage, weighted by rows; torchmetrics syncs it over ranks.
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.test_confusion = MulticlassConfusionMatrix(net.num_classes) if net.is_classifier else None
@@ -247,47 +224,6 @@ class MLPModule(pl.LightningModule):
                 raise ValueError(problem)
         self._start_epoch_blocks()
 
-    def configure_callbacks(self) -> list[pl.Callback]:
-        return [EpochLabel()]
-
-    def notebook_max_epochs(self) -> int | None:
-        """``trainer.max_epochs``, which counts epochs whatever the block size; None when unbounded."""
-        epochs = self.trainer.max_epochs
-        return epochs if epochs is not None and epochs >= 0 else None
-
-    def _why_epochs_cannot_be_grouped(self) -> str | None:
-        trainer = self.trainer
-        loader = trainer.train_dataloader
-        if trainer.world_size > 1:
-            return f"the run uses {trainer.world_size} processes (epoch blocks need one)"
-        if not hasattr(loader, "group_epochs"):
-            return "the training data is not served by a TensorBatchLoader"
-        if len(loader) != 1 or trainer.num_training_batches != 1:
-            return (
-                f"an epoch is {len(loader)} batches of data.batch_size={loader.batch_size}; set data.batch_size to at "
-                f"least the {loader.permutation.n} training rows (and model.rows_per_update for smaller updates)"
-            )
-        return None
-
-    def _start_epoch_blocks(self) -> None:
-        trainer = self.trainer
-        self.block_epochs = resolve_epochs_per_step(
-            self.epochs_per_step, self.notebook_max_epochs(), self._why_epochs_cannot_be_grouped()
-        )
-        resumed = self.resumed_block_epochs
-        if resumed is not None and resumed != self.block_epochs and trainer.current_epoch > 0:
-            raise ValueError(
-                f"the checkpoint being resumed ran {resumed} epoch(s) per training step and this run would run "
-                f"{self.block_epochs}, which would change the epochs each step holds. Resume with "
-                f"model.epochs_per_step={resumed}."
-            )
-        self.epochs_done = trainer.current_epoch * self.block_epochs
-        if self.block_epochs > 1:
-            self.epoch_rows = trainer.train_dataloader.batch_rows()[0]
-            limit = self.notebook_max_epochs()
-            if limit is not None and self.epochs_done >= limit:
-                trainer.should_stop = True  # resumed from the run's last block: nothing left to train
-
     def on_train_epoch_start(self) -> None:
         """Tell the loader which epoch (or block of epochs) begins, so it serves that epoch's seeded order;
         group its epochs each time, as Lightning may reload the loader between epochs."""
@@ -322,85 +258,7 @@ class MLPModule(pl.LightningModule):
             "the features (data.normalize), or clip the gradients; nothing after this point was trained."
         )
 
-    def _training_block(self, x: Tensor, target: Tensor) -> Tensor:
-        """Several epochs in one step; each epoch's training metrics go to the loggers at that epoch.
-
-        Lightning's ``self.log`` would log once per step, so the per-epoch values are written with
-        ``logger.log_metrics(step=epoch)``; the block's last epoch is also handed to ``self.log`` (not
-        to the loggers) for the progress bar, checkpoint monitors and callbacks.
-        """
-        epochs = x.shape[0] // self.epoch_rows
-        self.update_losses, logits = run_updates(self, x, target, epoch_rows=[self.epoch_rows] * epochs)
-        self.stop_if_diverged()
-        self.updates_done += len(self.update_losses)
-        preds, truth = self._metric_inputs(logits.detach(), target)
-        values = per_epoch_metrics(self.spec, self.update_losses, preds, truth, epochs)
-        for epoch, row in enumerate(rows_per_epoch(values), start=self.epochs_done):
-            self._log_at_epoch(row, epoch)
-        self.epochs_done += epochs
-        last = {tag: value[-1] for tag, value in values.items()}
-        for tag, value in last.items():
-            self.log(tag, value, on_step=False, on_epoch=True, logger=False, prog_bar=tag == "train/loss", batch_size=1)
-        return values["train/loss"].mean()
-
-    def _log_at_epoch(self, values: dict[str, float], epoch: int) -> None:
-        """Write one notebook epoch's metrics (``epoch`` 0-based) as Lightning writes an epoch's, with its
-        ``epoch`` entry, so an epoch-keyed logger files them under the same tags and steps."""
-        for logger in self.loggers:
-            logger.log_metrics({**values, "epoch": epoch}, step=epoch)
-
-    # ---- metrics -------------------------------------------------------------------------
-    def _metric_inputs(self, z: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-        if self.spec.is_classifier:
-            return predicted_classes(self.spec.head, z), target.reshape(-1).long()
-        return output_activation(self.spec.head, z).reshape(target.shape), target
-
-    def _stage_state(self, stage: str) -> tuple[MetricCollection, MeanMetric]:
-        return {
-            "train": (self.train_metrics, self.train_loss),
-            "val": (self.val_metrics, self.val_loss),
-            "test": (self.test_metrics, self.test_loss),
-        }[stage]
-
-    def _update_and_log(self, stage: str, loss: Tensor, z: Tensor, target: Tensor, on_step: bool) -> None:
-        metrics, loss_mean = self._stage_state(stage)
-        preds, truth = self._metric_inputs(z.detach(), target)
-        metrics.update(preds, truth)
-        n = z.shape[0]
-        loss_mean.update(loss.detach(), weight=n)
-        every = self.trainer.log_every_n_steps  # 0 when logging is off (barebones Trainer)
-        if on_step and every and self.global_step % every == 0:
-            # Each self.log call costs Lightning ~ms of bookkeeping, so the step loss is logged only at
-            # the logging interval; every update's loss reaches TensorBoard through TensorBoardDashboard.
-            self.log(f"{stage}/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
-        if stage == "test" and self.test_confusion is not None:
-            self.test_confusion.update(preds, truth)
-
-    def _log_epoch_metrics(self, stage: str) -> dict[str, Tensor]:
-        """Compute (synced over ranks by torchmetrics), log and reset one stage's metrics.
-
-        Logging the collection once per epoch rather than handing it to ``self.log`` every step saves
-        Lightning's per-step bookkeeping of every metric state (a third of an MNIST epoch here).
-        """
-        metrics, loss_mean = self._stage_state(stage)
-        if not loss_mean.update_count:
-            return {}
-        values = metrics.compute()
-        values[f"{stage}/loss"] = loss_mean.compute()
-        # Lightning discards the sanity check's values; not logging them also keeps its record of each
-        # key's arguments free for the fit's own validation, which inside epoch blocks logs at the epoch
-        # (Lightning's own logging step would count blocks).
-        if not self.trainer.sanity_checking:
-            at_epoch = self.block_epochs > 1 and stage == "val" and self.trainer.state.fn == TrainerFn.FITTING
-            to_logger = False if at_epoch else None  # None: Lightning's default, without its no-logger warning
-            self.log_dict({k: v for k, v in values.items() if k != f"{stage}/loss"}, logger=to_logger)
-            self.log(f"{stage}/loss", values[f"{stage}/loss"], prog_bar=True, logger=to_logger)
-            if at_epoch:
-                self._log_at_epoch({k: float(v) for k, v in values.items()}, self.epochs_done - 1)
-        metrics.reset()
-        loss_mean.reset()
-        return values
-
+    # ---- epoch ends and evaluation (metrics: models/stage_metrics.py) ------------------------
     def on_train_epoch_end(self) -> None:
         """Inside epoch blocks the engine stepped the per-epoch schedule already, after each epoch."""
         self._log_epoch_metrics("train")
@@ -411,9 +269,6 @@ class MLPModule(pl.LightningModule):
         limit = self.notebook_max_epochs()
         if limit is not None and self.epochs_done >= limit:
             self.trainer.should_stop = True  # trainer.max_epochs counts epochs, not blocks
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch_metrics("val")
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, target = self.as_model_dtype(batch)
@@ -431,28 +286,6 @@ class MLPModule(pl.LightningModule):
         batch = self.as_model_dtype(batch)
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return output_activation(self.spec.head, self.net(x))
-
-    def on_test_epoch_end(self) -> None:
-        metrics = self._log_epoch_metrics("test")
-        if self.test_confusion is None or not metrics:
-            return
-        confusion = self.test_confusion.compute()
-        self.test_confusion.reset()
-        report = format_test_report(
-            self.display_name,
-            float(metrics["test/precision"]),
-            float(metrics["test/recall"]),
-            float(metrics["test/f1"]),
-            confusion,
-            self.collapse_advice,
-        )
-        rank_zero_info(report)
-        self._log_report_text(report)
-
-    def _log_report_text(self, report: str) -> None:
-        experiment = getattr(self.logger, "experiment", None)
-        if self.trainer.is_global_zero and hasattr(experiment, "add_text"):
-            experiment.add_text("test/report", f"```\n{report}\n```", global_step=self.global_step)
 
 
 class NativeModule(MLPModule):

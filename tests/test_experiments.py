@@ -106,3 +106,8 @@ def test_one_cycle_config_spans_the_run(tmp_path) -> None:
     assert scheduler.total_steps == scheduler.last_epoch == result.module.updates_done == 40
     assert result.trainer.optimizers[0].param_groups[0]["momentum"] == 0  # not cycled: plain SGD
     assert list(tmp_path.glob("fashion_mnist_one_cycle/version_0/events.out.tfevents.*"))
+
+
+def test_quick_and_partial_runs_do_not_write_docs() -> None:
+    assert run_all.parse_args([]).out == run_all.ROOT / "docs"
+    assert run_all.parse_args(["--quick"]).out == run_all.SCRATCH == run_all.parse_args(["--only", "lab04"]).out
