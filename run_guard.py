@@ -16,6 +16,7 @@ from pathlib import Path
 
 from datamodules.csv_table import DataError
 from models.lightning_modules import DivergenceError
+from models.schedules import ScheduleError
 
 TRACEBACK_ENV = "BACKPROP_TRACEBACK"
 USAGE_ERROR_STATUS = 2
@@ -31,7 +32,7 @@ class CheckpointError(ValueError):
     """``--ckpt_path`` names no usable checkpoint."""
 
 
-USER_ERRORS = (DataError, ConfigError, CheckpointError, DivergenceError)
+USER_ERRORS = (DataError, ConfigError, CheckpointError, DivergenceError, ScheduleError)
 
 
 def causes(error: BaseException) -> Iterator[BaseException]:

@@ -32,7 +32,7 @@ from models.layers.heads import output_activation
 from models.manual_net import ManualMLP
 from models.native_net import NativeMLP
 from models.report import GENERAL_ADVICE
-from models.schedules import SchedulerInterval, build_lr_scheduler, planned_updates
+from models.schedules import ScheduleError, SchedulerInterval, build_lr_scheduler, planned_updates
 from models.spec import MLPSpec
 from models.stage_metrics import StageMetrics, stage_metrics
 
@@ -223,7 +223,20 @@ class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
             if problem:
                 raise ValueError(problem)
         self._start_epoch_blocks()
+        self.refuse_extending_a_one_cycle()
 
+    def refuse_extending_a_one_cycle(self) -> None:
+        """A resumed OneCycleLR spans the updates its first run planned; a longer run would step past its end."""
+        scheduler = self.lr_schedulers() if self.lr_scheduler_factory else None
+        if not isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR) or self.updates_done == 0:
+            return
+        needed = planned_updates(self.trainer, self.rows_per_update)
+        if needed > scheduler.total_steps:
+            raise ScheduleError(
+                f"this run would make {needed} updates in all, but the resumed OneCycleLR schedule spans "
+                f"{scheduler.total_steps} (the run it was planned for): a one-cycle schedule cannot be extended. "
+                "Resume with that run's trainer.max_epochs, or start a new run with the longer one."
+            )
     def on_train_epoch_start(self) -> None:
         """Tell the loader which epoch (or block of epochs) begins, so it serves that epoch's seeded order;
         group its epochs each time, as Lightning may reload the loader between epochs."""

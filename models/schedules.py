@@ -20,6 +20,10 @@ from lightning.pytorch.cli import LRSchedulerCallable
 SchedulerInterval = Literal["step", "epoch"]
 
 
+class ScheduleError(ValueError):
+    """A schedule that cannot do what the run asks of it: a setting to change, not a bug."""
+
+
 def updates_per_batch(rows: int, rows_per_update: int | None) -> int:
     return 1 if rows_per_update is None else math.ceil(rows / rows_per_update)
 

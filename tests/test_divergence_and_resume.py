@@ -3,12 +3,16 @@ resumes exactly (its masks' generator travels in the checkpoint)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.optim.lr_scheduler import OneCycleLR
 
 from datamodules.week04 import Week04DataModule
 from models import ManualModule, MLPSpec, NativeModule
+from models.schedules import ScheduleError
 from tests.conftest import quiet_trainer
 from tests.test_cli_errors import fails_with_one_message, flower_args
 
@@ -55,3 +59,17 @@ def test_dropout_run_resumed_equals_the_straight_run(tmp_path, module_class) -> 
     assert resumed.updates_done == straight.updates_done == 6 * 400 // 8
     for a, b in zip(straight.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.filterwarnings("ignore:The dirpath has changed:UserWarning")  # each fit has its own folder
+def test_extending_a_resumed_one_cycle_run_is_refused_before_training(tmp_path) -> None:
+    def module() -> ManualModule:
+        return ManualModule(MLPSpec(**SPEC), rows_per_update=8, lr_scheduler=partial(OneCycleLR, max_lr=0.5))
+
+    checkpoints = fit(module(), tmp_path / "first", epochs=2)
+    longer = module()
+    with pytest.raises(ScheduleError, match="spans 100 .* cannot be extended"):
+        fit(longer, tmp_path / "longer", epochs=4, ckpt_path=checkpoints.last_model_path)
+    assert longer.updates_done == 100  # refused at the start: not one update more
+    same = module()
+    fit(same, tmp_path / "same", epochs=2, ckpt_path=checkpoints.last_model_path)  # the planned length resumes
