@@ -82,16 +82,12 @@ class StackedEpochLoader:
         return 1
 
     def chunks(self, rows_per_update: int | None) -> list[list[slice]]:
-        """Per notebook epoch of the current block, the rows of each update within the stacked batch."""
-        per_epoch, offset = [], 0
-        for _ in self.block:
-            epoch_chunks = []
-            for batch in self.batches:
-                rows = batch.stop - batch.start
-                epoch_chunks += [slice(offset + c.start, offset + c.stop) for c in row_chunks(rows, rows_per_update)[0]]
-                offset += rows
-            per_epoch.append(epoch_chunks)
-        return per_epoch
+        """Per notebook epoch of the current block, the rows of each update within the stacked batch:
+        the engine's cut, each batch on its own, then the batches of one epoch together."""
+        batch_rows = [batch.stop - batch.start for batch in self.batches]
+        per_batch = row_chunks(sum(batch_rows) * len(self.block), rows_per_update, batch_rows * len(self.block))
+        n = len(batch_rows)
+        return [[rows for group in per_batch[i : i + n] for rows in group] for i in range(0, len(per_batch), n)]
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """(M, n): each member's row order in notebook epoch ``epoch`` (1-based), its batches one after another."""

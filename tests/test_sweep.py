@@ -239,3 +239,15 @@ def test_two_gloo_processes_give_the_one_process_results(tmp_path, monkeypatch) 
     one = (tmp_path / "one/runs/grid_sweep/version_0/results.csv").read_text()
     two = (tmp_path / "two/runs/grid_sweep/version_0/results.csv").read_text()
     assert one == two and one.count("\n") == 1 + 3 * 2  # header, 3 members x 2 snapshots
+
+
+def test_stacked_chunks_cut_each_batch_and_group_each_epoch() -> None:
+    from models.sweep_module import MemberData, StackedEpochLoader
+
+    member = MemberData(torch.zeros(10, 2), torch.zeros(10), torch.zeros(1, 2), torch.zeros(1), seed=0)
+    loader = StackedEpochLoader([member], batch_size=6, shuffle=False, blocks=[range(1, 3)])  # batches of 6 and 4
+    assert loader.chunks(4) == [
+        [slice(0, 4), slice(4, 6), slice(6, 10)],
+        [slice(10, 14), slice(14, 16), slice(16, 20)],
+    ]
+    assert loader.chunks(None) == [[slice(0, 6), slice(6, 10)], [slice(10, 16), slice(16, 20)]]
