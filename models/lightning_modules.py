@@ -237,6 +237,7 @@ class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
                 f"{scheduler.total_steps} (the run it was planned for): a one-cycle schedule cannot be extended. "
                 "Resume with that run's trainer.max_epochs, or start a new run with the longer one."
             )
+
     def on_train_epoch_start(self) -> None:
         """Tell the loader which epoch (or block of epochs) begins, so it serves that epoch's seeded order;
         group its epochs each time, as Lightning may reload the loader between epochs."""
@@ -260,12 +261,14 @@ class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
     def stop_if_diverged(self) -> None:
         """A non-finite loss or weight stops the run at once, naming where and what to change."""
         finite = torch.isfinite(self.update_losses)
-        if bool(finite.all()) and all(bool(torch.isfinite(p).all()) for p in self.net.parameters()):
+        weights_finite = torch.stack([torch.isfinite(p).all() for p in self.net.parameters()]).all()
+        loss_finite = bool(finite.all())  # one device sync for the losses, one for the weights
+        if loss_finite and bool(weights_finite):
             return
-        first = int((~finite).nonzero()[0]) if not bool(finite.all()) else len(finite) - 1
+        first = len(finite) - 1 if loss_finite else int((~finite).nonzero()[0])
         lr = self.optimizers().optimizer.param_groups[0]["lr"]
         raise DivergenceError(
-            f"{self.display_name} diverged: the {'loss' if not bool(finite.all()) else 'weights'} became "
+            f"{self.display_name} diverged: the {'weights' if loss_finite else 'loss'} became "
             f"non-finite (NaN or inf) at update {self.updates_done + first + 1}, in epoch {self.current_epoch + 1} "
             f"of training, with learning rate {lr:g}. Lower model.init_args.optimizer.init_args.lr, normalise "
             "the features (data.normalize), or clip the gradients; nothing after this point was trained."
