@@ -15,9 +15,20 @@ from matplotlib.figure import Figure
 CLASS_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray")
 
 
-def new_figure(width: float = 6.4, height: float = 4.4) -> Figure:
-    """A figure on its own Agg canvas, outside pyplot's global state; the one factory of every plot here."""
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+# Fixed margins (left, bottom, right, top) for one axes with a title and axis labels: the dashboard draws
+# its figures at fit end, where constrained layout's text measuring took a third of each figure's time.
+ONE_AXES_MARGINS = (0.11, 0.11, 0.97, 0.92)
+
+
+def new_figure(
+    width: float = 6.4, height: float = 4.4, margins: tuple[float, float, float, float] | None = None
+) -> Figure:
+    """A figure on its own Agg canvas, outside pyplot's global state; the one factory of every plot here.
+    Laid out by matplotlib's constrained layout unless fixed ``margins`` are given."""
+    figure = Figure(figsize=(width, height), dpi=100, layout=None if margins else "constrained")
+    if margins:
+        left, bottom, right, top = margins
+        figure.subplots_adjust(left=left, bottom=bottom, right=right, top=top)
     FigureCanvasAgg(figure)
     return figure
 
@@ -72,7 +83,7 @@ def loss_curve_figure(
     curves: Mapping[str, Sequence[float]], steps_per_epoch: int | None = None, title: str = "Training loss per step"
 ) -> Figure:
     """One line per run, so several runs overlay in one plot."""
-    figure = new_figure()
+    figure = new_figure(margins=ONE_AXES_MARGINS)
     ax = figure.add_subplot()
     _draw_losses(ax, curves, steps_per_epoch)
     ax.set_title(title)
@@ -146,7 +157,7 @@ def decision_boundary_figure(
     regions = probs.argmax(1).reshape(grid_x.shape)
     confidence = probs.max(1).reshape(grid_x.shape)
     k = probs.shape[1]
-    figure = new_figure()
+    figure = new_figure(margins=ONE_AXES_MARGINS)
     ax = figure.add_subplot()
     for c in range(k):
         mask = np.where(regions == c, confidence, np.nan)

@@ -22,6 +22,7 @@ from torchvision.utils import make_grid
 
 from callbacks.batches import collect_rows, datamodule_loader
 from callbacks.figures import confusion_matrix_figure, decision_boundary_figure, loss_curve_figure
+from callbacks.scalar_record_file import ScalarRecordFile
 from callbacks.tensorboard_hparams import (
     VALIDATION_IS_TEST,
     metric_infos,
@@ -127,6 +128,7 @@ class TensorBoardDashboard(pl.Callback):
         self.print_command = print_command
         self.update_losses: list[float] = []  # every update's training loss so far (rank 0)
         self._pending: list[Tensor] = []
+        self._update_file: ScalarRecordFile | None = None  # train/loss_update's own event file (rank 0)
         self._first_update = 0
         self._graph_written = False
         self._session_open = False
@@ -227,8 +229,15 @@ class TensorBoardDashboard(pl.Callback):
         self.update_losses.extend(values)
         writer = self._writer(trainer)
         if self.update_loss and writer is not None:
-            for update, value in enumerate(values, start=self._first_update + 1):
-                writer.add_scalar(UPDATE_LOSS_TAG, value, update)
+            if self._update_file is None:
+                self._update_file = ScalarRecordFile(writer.get_logdir(), "updates")
+            self._update_file.add(UPDATE_LOSS_TAG, values, self._first_update + 1)
+            self._update_file.flush()  # a live TensorBoard shows each epoch as it ends
+
+    def _close_update_file(self) -> None:
+        if self._update_file is not None:
+            self._update_file.close()
+            self._update_file = None
 
     # ---- epoch end: losses, optional boundary snapshots ----------------------------------------
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -276,6 +285,7 @@ class TensorBoardDashboard(pl.Callback):
             weights = notebook_weights(pl_module)
             writer.add_text("weights/final", f"{layout_text(weights)}\n\n```\n{format_weights(weights)}\n```", epochs)
         self._end_session(writer, succeeded=True)
+        self._close_update_file()
         writer.flush()
         if self.print_command:
             command = tensorboard_command(writer.get_logdir(), len(self.update_losses))
@@ -306,6 +316,7 @@ class TensorBoardDashboard(pl.Callback):
     # ---- interrupts and errors --------------------------------------------------------------------
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         """Mark the HParams session failed (Ctrl-C, divergence stop, a failing gradient check)."""
+        self._close_update_file()
         writer = tensorboard_writer(trainer)
         if writer is not None:
             self._end_session(writer, succeeded=False)

@@ -17,6 +17,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from callbacks.scalar_record_file import ScalarRecordFile
 from callbacks.tensorboard_dashboard import UPDATE_LOSS_TAG, TensorBoardDashboard, tensorboard_writer
 from callbacks.tensorboard_hparams import TEST_IS_TRAIN, VALIDATION_IS_TEST, validation_source
 from callbacks.tensorboard_logger import EpochTensorBoardLogger
@@ -220,6 +221,28 @@ def test_closing_after_a_lost_writer_wakeup_does_not_hang(tmp_path) -> None:
     events = EventAccumulator(logger.log_dir)
     events.Reload()
     assert steps(events, "a") == [1, 2]  # nothing lost
+
+
+def test_scalar_record_file_reads_back_beside_the_main_event_file(tmp_path) -> None:
+    """TensorBoard merges the two files of the run; the update file sorts first, so the Python loader,
+    which follows only the last file while a run is live, keeps following the main one."""
+    writer = torch.utils.tensorboard.SummaryWriter(tmp_path)
+    writer.add_scalar("train/loss_epoch", 0.5, 1)
+    writer.close()
+    updates = ScalarRecordFile(tmp_path, "updates")
+    updates.add(UPDATE_LOSS_TAG, [0.25, 1e30, float("nan")], first_step=1)
+    updates.add(UPDATE_LOSS_TAG, [0.125], first_step=4)
+    updates.close()
+    events = EventAccumulator(str(tmp_path), size_guidance=SIZES)
+    events.Reload()
+    points = events.Scalars(UPDATE_LOSS_TAG)
+    assert [p.step for p in points] == [1, 2, 3, 4] and steps(events, "train/loss_epoch") == [1]
+    assert points[0].value == 0.25 and points[1].value == pytest.approx(1e30, rel=1e-6) and np.isnan(points[2].value)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files[0] == updates.path.name and len(files) == 2
+    again = ScalarRecordFile(tmp_path, "updates")  # a second fit into the same run, in the same second
+    again.close()
+    assert again.path != updates.path and updates.path.stat().st_size > again.path.stat().st_size
 
 
 def test_layout_text_names_only_what_the_net_has() -> None:
