@@ -73,7 +73,9 @@ def row_chunks(n_rows: int, rows_per_update: int | None, epoch_rows: Sequence[in
     groups, first = [], 0
     for rows in epochs:
         size = rows_per_update or rows
-        groups.append([slice(start, min(start + size, first + rows)) for start in range(first, first + rows, size)])
+        starts = range(first, first + rows, size)
+        ends = [*starts[1:], first + rows]  # the last update of an epoch may be short
+        groups.append([slice(start, end) for start, end in zip(starts, ends)])
         first += rows
     return groups
 

@@ -45,10 +45,13 @@ class StackedSGD:
     weight_decay: float = 0.0
     nesterov: bool = False
     buffers: list[Array | None] = field(default_factory=list)
+    lr_views: list[Array] = field(default_factory=list, repr=False)  # lr shaped per parameter, made once
 
     def step(self, params: list[Array], grads: list[Array]) -> None:
         if not self.buffers:
             self.buffers = [None] * len(params)
+        if len(self.lr_views) != len(params):  # views of lr: a frozen member's lr of 0 shows through
+            self.lr_views = [per_member(self.lr, p) for p in params]
         for i, (p, g) in enumerate(zip(params, grads)):
             if self.weight_decay:
                 g = g + self.weight_decay * p
@@ -60,13 +63,13 @@ class StackedSGD:
                     buf *= self.momentum
                     buf += (1 - self.dampening) * g
                 g = g + self.momentum * self.buffers[i] if self.nesterov else self.buffers[i]
-            p -= per_member(self.lr, p) * g
+            p -= self.lr_views[i] * g
 
     def state_dict(self) -> dict[str, object]:
         return {"lr": as_tensor(self.lr), "buffers": [as_tensor(b) for b in self.buffers]}
 
     def load_state_dict(self, state: dict[str, object], like_params: list[Array]) -> None:
-        self.lr = like(state["lr"], like_params[0])
+        self.lr, self.lr_views = like(state["lr"], like_params[0]), []
         self.buffers = [like(b, p) for b, p in zip(state["buffers"], like_params)]
 
 

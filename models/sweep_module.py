@@ -262,7 +262,8 @@ class SweepModule(pl.LightningModule):
         if self.optimizer_state is not None:  # resumed from a checkpoint
             mine = map_tensors(self.optimizer_state, lambda t: t[self.shard])
             self.optimizer.load_state_dict(mine, [p[self.shard] for p in self.stacked_params()])
-        self.masks = [self.arrays(getattr(self, f"mask{k}"))[self.shard] for k in range(len(self.weights))]
+        masks = [getattr(self, f"mask{k}")[self.shard] for k in range(len(self.weights))]
+        self.masks = [None if bool(m.all()) else self.arrays(m) for m in masks]  # None: no member padded here
 
     def on_train_epoch_start(self) -> None:
         self.trainer.train_dataloader.set_epoch(self.current_epoch)
@@ -270,7 +271,8 @@ class SweepModule(pl.LightningModule):
     def step(self, grads: list[np.ndarray | Tensor]) -> None:
         stride = 2 if self.spec.bias else 1
         for k, mask in enumerate(self.masks):
-            grads[k * stride] *= mask  # padded weights stay zero
+            if mask is not None:
+                grads[k * stride] *= mask  # padded weights stay zero
         self.optimizer.step(self.params, grads)
 
     @torch.no_grad()

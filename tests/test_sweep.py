@@ -14,7 +14,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from sweep import SweepError, best_member, export_member, run_sweep, sweep_main
+from sweep import SweepError, best_member, export_member, representatives, run_sweep, sweep_main
 from train import cli_main, make_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +67,10 @@ snapshots: [1, 2]
     assert len(result.stacks) == 1 and len(result.stacks[0][0]) == 8  # one stack, widths padded to 5, 4
     assert sorted({r["epoch"] for r in result.rows}) == [1, 2, 3]  # the snapshots and the last epoch
     assert len(result.rows) == 8 * 3
+    by_seed = {}
+    for member in result.stacks[0][0]:  # the data are read once per seed, not once per member
+        assert by_seed.setdefault(member.values["seed"], member.data) is member.data
+    assert len(by_seed) == 2
     assert_members_equal_single_runs(result, args, ["lr0.05-h3x3-seed1", "lr0.2-h5x4-seed0", "lr0.2-h3x3-seed0"])
 
 
@@ -166,6 +170,9 @@ grid:
         ("grid:\n  model.init_args.net.widths: [1, 2]\n", "unknown grid key 'model.init_args.net.widths'"),
         ("grid:\n  model.init_args.optimizer.init_args.lr: []\n", "is an empty list"),
         ("grid:\n  model.init_args.optimizer.init_args.lr: [fast]\n", "cannot take 'fast'"),
+        ("grid:\n  model.init_args.optimizer.init_args.lr: [0.1, 0.2, fast, 0.3]\n", "cannot take 'fast'"),
+        ("grid:\n  model.init_args.net.activation: [sigmoid, tanh, sigmod]\n", "cannot take 'sigmod'"),
+        ("grid:\n  trainer.max_epochs: [1, 2]\n", "'trainer.max_epochs' is shared by every member"),
         ("snapshots: [1]\n", "needs a 'grid:' mapping"),
     ],
 )
@@ -174,6 +181,12 @@ def test_bad_sweep_files_are_refused_by_key(tmp_path, monkeypatch, text: str, me
     with pytest.raises(SweepError, match=message):
         run_sweep(make_cli, week04(tmp_path), sweep_file(tmp_path, text))
     assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_an_axis_is_validated_by_its_distinct_values_and_number_range() -> None:
+    assert representatives([0.3, 0.1, 0.2, 0.1]) == [0.1, 0.3]
+    assert representatives([[3, 3], [5, 5], [3, 3], 2, 7, 4, 0.5]) == [[3, 3], [5, 5], 2, 7, 0.5]
+    assert representatives(["relu", "tanh", "relu", True]) == ["relu", "tanh", True]
 
 
 def test_the_best_member_exports_as_a_checkpoint_that_test_accepts(tmp_path, monkeypatch) -> None:

@@ -35,9 +35,9 @@ class SoftmaxCrossEntropy(_Head):
     def forward(self, z: Array, target: Array) -> Array:
         shifted = z - xp.last_axis_max(z)  # (M?, N, K), max 0 per row: exp cannot overflow
         log_p = shifted - xp.log(xp.last_axis_sum(xp.exp(shifted)))  # log-softmax (M?, N, K)
-        labels = target.reshape(z.shape[:-1])  # (M?, N)
-        loss = self._reduce(-xp.take_last_axis(log_p, labels))  # per example -log p_y: (M?, N)
-        self.dz = (xp.exp(log_p) - xp.one_hot_like(labels, z)) * self.scale  # (P - Y) / N: (M?, N, K)
+        y = xp.one_hot_like(target.reshape(z.shape[:-1]), z)  # Y, one-hot of the labels: (M?, N, K)
+        loss = self._reduce(-(log_p * y).sum(-1))  # per example -log p_y = -sum_k Y log P: (M?, N)
+        self.dz = (xp.exp(log_p) - y) * self.scale  # (P - Y) / N: (M?, N, K)
         return loss
 
     def backward(self) -> Array:

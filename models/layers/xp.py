@@ -21,8 +21,8 @@ def is_numpy(x: Array) -> bool:
 
 
 def sigmoid(z: Array) -> Array:
-    if is_numpy(z):
-        return np.exp(-np.logaddexp(0.0, -z))  # 1 / (1 + exp(-z)) without overflow
+    if is_numpy(z):  # exp(-z) overflows to inf for z < -709, giving the right limit 0; the update
+        return 1.0 / (1.0 + np.exp(-z))  # loops run under np.errstate, which costs more than the exp
     return torch.sigmoid(z)
 
 
@@ -62,13 +62,6 @@ def last_axis_max(z: Array) -> Array:
 def last_axis_sum(z: Array) -> Array:
     """(..., K) -> (..., 1)."""
     return z.sum(axis=-1, keepdims=True) if is_numpy(z) else z.sum(dim=-1, keepdim=True)
-
-
-def take_last_axis(z: Array, index: Array) -> Array:
-    """z[..., n, index[..., n]]: (..., N, K) and integer (..., N) -> (..., N)."""
-    if is_numpy(z):
-        return np.take_along_axis(z, index[..., None].astype(np.int64, copy=False), axis=-1)[..., 0]
-    return torch.gather(z, -1, index[..., None].long())[..., 0]
 
 
 def one_hot_like(index: Array, z: Array) -> Array:
