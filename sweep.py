@@ -36,7 +36,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -243,6 +243,24 @@ def epochs_per_step(stack: list[Member], epochs: int) -> int:
     return max(1, min(epochs, BLOCK_BYTES // epoch_bytes))
 
 
+class StackProgressBar(TQDMProgressBar):
+    """Lightning's bar, titled with the stack it trains: a sweep's stacks (chunks of at most ``max_members``)
+    each get a Trainer of their own, so the bar says which chunk of how many is running."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        self.title = title
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)  # Lightning titles the bar "Epoch <n>": a block here
+        self.train_progress_bar.set_description(f"{self.title}, block {trainer.current_epoch + 1}/{trainer.max_epochs}")
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, int | str | float]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)  # the tail of "version_<n>/stack_<i>"; the title names the stack
+        return metrics
+
+
 def train_stack(
     stack: list[Member],
     epochs: int,
@@ -253,6 +271,7 @@ def train_stack(
     hand_derived: bool = True,
     callbacks: list[pl.Callback] | None = None,
     hardware: dict[str, Any] | None = None,
+    title: str = "stack",
 ) -> SweepModule:
     """One stack's fit. Its checkpoint (``<stack run>/checkpoints/last.ckpt``, written after every block)
     holds the stacked weights, every member's optimiser state and the results so far, so a sweep run
@@ -271,7 +290,11 @@ def train_stack(
         max_epochs=len(blocks),
         precision="64-true" if dtype == torch.float64 else "32-true",
         logger=logger,
-        callbacks=[ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0), *(callbacks or [])],
+        callbacks=[
+            ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0),
+            *([StackProgressBar(title)] if progress_bar else []),
+            *(callbacks or []),
+        ],
         enable_model_summary=False,
         enable_progress_bar=progress_bar,
         log_every_n_steps=1,
@@ -369,15 +392,16 @@ def run_sweep(
     make_cli: Callable[..., LightningCLI],
     args: list[str],
     sweep_path: str,
-    save_dir: str = "runs",
+    save_dir: str | None = None,
     resume: str | None = None,
     callbacks: list[pl.Callback] | None = None,
 ) -> SweepResult:
-    """Every member of the grid, trained stack by stack; logs under ``<save_dir>/<sweep name>_sweep/version_<n>``.
-    ``resume`` (such a run directory) goes on from each stack's last checkpoint there."""
+    """Every member of the grid, trained stack by stack; logs under ``<save_dir>/<sweep name>_sweep/version_<n>``,
+    ``save_dir`` being the config's logger's unless given. ``resume`` (such a run directory) goes on from each
+    stack's last checkpoint there."""
     sweep = read_sweep_file(sweep_path)
-    quiet = ["--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"]
-    cli = make_cli([*args, *quiet], run=False)
+    cli = make_cli([*args, "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"], run=False)
+    save_dir = save_dir or getattr(cli.trainer.logger, "save_dir", None) or "runs"
     grid: dict[str, list[Any]] = sweep["grid"]
     check_axes(cli, grid, sweep_path)
     loaded: dict[str, LoadedData] = {}
@@ -393,13 +417,14 @@ def run_sweep(
     rows: list[dict[str, Any]] = []
     trained = []
     for i, stack in enumerate(stacks):
-        print(f"stack {i + 1}/{len(stacks)}: {len(stack)} members, {stack[0].spec.summary}", flush=True)
+        title = f"stack {i + 1}/{len(stacks)}: {len(stack)} members, {stack[0].spec.summary}"
+        print(title, flush=True)
         logger = TensorBoardLogger(
             save_dir, name=name, version=f"version_{version}/stack_{i}", default_hp_metric=False, max_queue=10_000
         )
-        progress_bar = cli.config.trainer.enable_progress_bar
+        progress_bar = cli.config.trainer.enable_progress_bar is not False  # None: Lightning's default, on
         module = train_stack(
-            stack, epochs, snapshots, dtype, logger, progress_bar, sweep["hand_derived"], callbacks, hardware(cli)
+            stack, epochs, snapshots, dtype, logger, progress_bar, sweep["hand_derived"], callbacks, hardware(cli), title
         )
         by_name = {m.name: m for m in stack}
         rows += [{**r, "values": by_name[r["member"]].values} for r in module.results]

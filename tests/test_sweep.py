@@ -264,3 +264,15 @@ def test_stacked_chunks_cut_each_batch_and_group_each_epoch() -> None:
         [slice(10, 14), slice(14, 16), slice(16, 20)],
     ]
     assert loader.chunks(None) == [[slice(0, 6), slice(6, 10)], [slice(10, 16), slice(16, 20)]]
+
+
+def test_the_sweep_logs_where_the_config_logs_and_titles_its_bar_with_the_stack(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    grid = "grid:\n  model.init_args.net.activation: [sigmoid, tanh]\n"
+    args = week04(tmp_path, f"--trainer.logger.init_args.save_dir={tmp_path / 'elsewhere'}")
+    result = run_sweep(make_cli, args, sweep_file(tmp_path, grid))
+    assert result.run_dir == tmp_path / "elsewhere" / "grid_sweep" / "version_0"
+    assert not (tmp_path / "runs").exists()
+    bars = capsys.readouterr().out  # Lightning's tqdm bars write to stdout
+    assert "stack 1/2: 1 members, 2-3-3-2 sigmoid softmax_ce, block 1/1: 100%" in bars
+    assert "stack 2/2: 1 members, 2-3-3-2 tanh softmax_ce, block 1/1: 100%" in bars and "v_num" not in bars
