@@ -254,6 +254,30 @@ def test_two_gloo_processes_give_the_one_process_results(tmp_path, monkeypatch) 
     assert one == two and one.count("\n") == 1 + 3 * 2  # header, 3 members x 2 snapshots
 
 
+@pytest.mark.ddp
+@pytest.mark.slow
+def test_a_sweep_cut_and_resumed_on_two_gloo_ranks_equals_the_whole_one_process_sweep(tmp_path, monkeypatch) -> None:
+    """Rank 0 checkpoints the gathered stack; on resume every rank reads its own members' weights and state."""
+    monkeypatch.chdir(tmp_path)
+    args = week04(tmp_path, "--trainer.max_epochs=4", "--model.init_args.optimizer.init_args.momentum=0.9")
+    grid = sweep_file(tmp_path, "grid:\n  model.init_args.optimizer.init_args.lr: [0.01, 0.1, 0.2]\nsnapshots: [2]\n")
+    whole = run_sweep(make_cli, args, grid, save_dir=str(tmp_path / "one"))
+    script = [sys.executable, str(ROOT / "tests/ddp_sweep_run.py"), grid]
+    ddp = [*args, "--trainer", str(ROOT / "configs/trainer/ddp_cpu.yaml"), "--trainer.enable_progress_bar=false"]
+    ddp += [f"--trainer.logger.init_args.save_dir={tmp_path / 'two'}"]
+    cut = subprocess.run([*script, "--cut", "--", *ddp], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert cut.returncode == 0, cut.stderr[-3000:]
+    run_dir = cut.stdout.split("RUN_DIR=")[1].split()[0]
+    resumed = subprocess.run(
+        [*script, "--resume", run_dir, "--", *ddp], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    two = torch.load(Path(run_dir) / "stack_0/checkpoints/last.ckpt", weights_only=True)
+    assert two["epoch"] == 2  # both blocks done: epochs 1-2 before the cut, 3-4 after it
+    for k, weight in enumerate(whole.stacks[0][1].weights):
+        np.testing.assert_array_equal(two["state_dict"][f"weights.{k}"].numpy(), weight.detach().numpy())
+
+
 def test_stacked_chunks_cut_each_batch_and_group_each_epoch() -> None:
     from models.sweep_module import MemberData, StackedEpochLoader
 
