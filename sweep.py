@@ -155,10 +155,11 @@ def representatives(values: list[Any]) -> list[Any]:
 
 
 def check_axes(cli: LightningCLI, grid: dict[str, list[Any]], path: str) -> None:
-    """Every axis key must exist in the config, vary the model or the data, and every value must have its type."""
-    for key, values in grid.items():
-        if key == "seed":
-            continue
+    """Every axis key must exist in the config and vary the model or the data, and every value must have its
+    type. Trial i sets every axis to its i-th representative value at once; a failing trial is retried one
+    axis at a time to name the key and value."""
+    axes = {key: representatives(values) for key, values in grid.items() if key != "seed"}
+    for key in axes:
         if key not in cli.config:
             raise SweepError(
                 f"{path}: unknown grid key {key!r}; use the dotted keys that "
@@ -169,14 +170,27 @@ def check_axes(cli: LightningCLI, grid: dict[str, list[Any]], path: str) -> None
                 f"{path}: grid key {key!r} is shared by every member; a grid varies model.* and data.* keys and "
                 "seed. Set it once on the command line instead (e.g. --trainer.max_epochs 100)"
             )
-        for value in representatives(values):
-            trial = copy.deepcopy(cli.config)
-            set_value(trial, key, value)
-            try:
-                cli.parser.validate(trial)
-            except Exception as error:  # jsonargparse reports type errors as plain exceptions
-                first = str(error).strip().splitlines()[-1].strip()
-                raise SweepError(f"{path}: grid key {key!r} cannot take {value!r}: {first}") from None
+    for i in range(max((len(values) for values in axes.values()), default=0)):
+        trial = {key: values[i % len(values)] for key, values in axes.items()}
+        if validation_error(cli, trial) is None:
+            continue
+        for key, value in trial.items():
+            error = validation_error(cli, {key: value})
+            if error is not None:
+                raise SweepError(f"{path}: grid key {key!r} cannot take {value!r}: {error}")
+        raise SweepError(f"{path}: the values {trial} do not go together: {validation_error(cli, trial)}")
+
+
+def validation_error(cli: LightningCLI, values: dict[str, Any]) -> str | None:
+    """The config with ``values`` set, checked by the CLI's parser: None, or the first line of its complaint."""
+    trial = copy.deepcopy(cli.config)
+    for key, value in values.items():
+        set_value(trial, key, value)
+    try:
+        cli.parser.validate(trial)
+    except Exception as error:  # jsonargparse reports type errors as plain exceptions
+        return str(error).strip().splitlines()[-1].strip()
+    return None
 
 
 @dataclass

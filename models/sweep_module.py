@@ -66,7 +66,7 @@ class StackedEpochLoader:
     x (M, rows, features), y (M, rows). The module calls ``set_epoch`` with the block index."""
 
     def __init__(self, members: list[MemberData], batch_size: int, shuffle: bool, blocks: list[range]) -> None:
-        self.blocks = blocks
+        self.blocks, self.shuffle = blocks, shuffle
         self.x = torch.stack([m.x_train for m in members])  # (M, n, features), gathered per epoch below
         self.y = torch.stack([m.y_train for m in members])
         n = self.x.shape[1]
@@ -98,7 +98,11 @@ class StackedEpochLoader:
         return np.stack(orders)[:, np.concatenate([np.arange(b.start, b.stop) for b in self.batches])]
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        index = torch.from_numpy(np.concatenate([self.epoch_order(e) for e in self.block], axis=1))  # (M, rows)
+        if self.shuffle:
+            orders = [self.epoch_order(e) for e in self.block]
+        else:  # every epoch in the same order: Lab 4's 10,000 epochs need it once
+            orders = [self.epoch_order(self.block[0])] * len(self.block)
+        index = torch.from_numpy(np.concatenate(orders, axis=1))  # (M, rows of every epoch of the block)
         x = torch.take_along_dim(self.x, index.reshape(*index.shape, *([1] * (self.x.ndim - 2))), dim=1)
         y = torch.take_along_dim(self.y, index.reshape(*index.shape, *([1] * (self.y.ndim - 2))), dim=1)
         yield x, y
