@@ -4,6 +4,7 @@ bad sweep files are refused by key before anything trains; a diverging member is
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from sweep import SweepError, best_member, export_member, representatives, run_sweep, sweep_main
+from sweep import best_member, export_member, run_sweep, sweep_main
+from sweep_grid import SweepError, representatives
 from train import cli_main, make_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -300,3 +302,15 @@ def test_the_sweep_logs_where_the_config_logs_and_titles_its_bar_with_the_stack(
     bars = capsys.readouterr().out  # Lightning's tqdm bars write to stdout
     assert "stack 1/2: 1 members, 2-3-3-2 sigmoid softmax_ce, block 1/1: 100%" in bars
     assert "stack 2/2: 1 members, 2-3-3-2 tanh softmax_ce, block 1/1: 100%" in bars and "v_num" not in bars
+
+
+def test_results_csv_quotes_list_values(tmp_path) -> None:
+    from reporting.sweep_results import write_results
+
+    row = {"member": "h3x3", "values": {"model.init_args.net.hidden_sizes": [3, 3]}, "epoch": 1, "train_loss": 0.5}
+    row |= {"test_loss": 0.4, "test_accuracy": 1.0, "test_precision": 1.0, "test_recall": 1.0, "test_f1": 1.0}
+    row |= {"collapsed": False, "diverged": False}
+    write_results(tmp_path, [row])
+    with open(tmp_path / "results.csv", newline="") as f:
+        header, values = list(csv.reader(f))
+    assert len(header) == len(values) and values[header.index("hidden_sizes")] == "[3, 3]"

@@ -1,0 +1,222 @@
+"""What a sweep file asks for: its grid checked against the config, and one :class:`Member` per combination.
+
+A sweep file names grid axes by the dotted keys ``--print_config`` shows, plus ``seed`` (the init seed
+and the data-order seed together), the snapshot epochs and ``max_members`` (see :mod:`sweep`).
+Members that can share a stack are grouped by :func:`plan_stacks`.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonargparse import Namespace
+from lightning.pytorch.cli import LightningCLI
+
+from models.spec import MLPSpec
+from models.sweep_module import MemberData
+
+SEED_KEYS = ("model.init_args.net.init_seed", "data.init_args.seed")
+MEMBER_KEYS = ("model.", "data.")  # what a member's config may vary; the trainer is the sweep's own
+OPTIMIZERS = {"torch.optim.SGD": "sgd", "torch.optim.Adam": "adam"}
+OPTIMIZER_ARGS = {
+    "sgd": ("momentum", "dampening", "weight_decay", "nesterov"),
+    "adam": ("betas", "eps", "weight_decay"),
+}
+
+
+class SweepError(ValueError):
+    """A mistake in the sweep file or the grid, named by key; nothing has been trained yet."""
+
+
+@dataclass
+class Member:
+    name: str
+    values: dict[str, Any]  # axis -> value
+    spec: MLPSpec
+    lr: float
+    optimizer: tuple[str, dict[str, Any]]
+    rows_per_update: int | None
+    data: MemberData
+    batch_size: int
+    shuffle: bool
+
+    def stack_key(self) -> str:
+        """What members of one stack must share: everything but lr, seeds, init and hidden widths."""
+        spec = {
+            k: v
+            for k, v in self.spec.__dict__.items()
+            if k not in ("hidden_sizes", "init", "init_std", "init_seed", "bias_init")
+        }
+        spec["depth"] = len(self.spec.hidden_sizes)
+        return json.dumps(
+            [spec, self.optimizer, self.rows_per_update, self.batch_size, self.shuffle], sort_keys=True, default=str
+        )
+
+
+def read_sweep_file(path: str) -> dict[str, Any]:
+    file = Path(path)
+    if not file.is_file():
+        raise SweepError(f"{path}: no such sweep file; pass --sweep configs/sweeps/<name>.yaml")
+    content = yaml.safe_load(file.read_text()) or {}
+    grid = content.get("grid")
+    if not isinstance(grid, dict) or not grid:
+        raise SweepError(f"{path}: needs a 'grid:' mapping of dotted keys to lists of values")
+    for key, values in grid.items():
+        if not isinstance(values, list):
+            raise SweepError(f"{path}: grid key {key!r} must be a list of values, got {values!r}")
+        if not values:
+            raise SweepError(f"{path}: grid key {key!r} is an empty list; give it at least one value or remove it")
+    snapshots = content.get("snapshots", [])
+    if not isinstance(snapshots, list) or not all(isinstance(e, int) and e > 0 for e in snapshots):
+        raise SweepError(f"{path}: snapshots must be a list of positive epoch numbers, got {snapshots!r}")
+    gradients = content.get("gradients", "hand")
+    if gradients not in ("hand", "autograd"):
+        raise SweepError(f"{path}: gradients is 'hand' (hand-derived, the default) or 'autograd', got {gradients!r}")
+    return {
+        "grid": grid,
+        "snapshots": snapshots,
+        "max_members": int(content.get("max_members", 10_000)),
+        "hand_derived": gradients == "hand",
+        "path": path,
+    }
+
+
+def short_name(key: str, value: Any) -> str:
+    """``model.init_args.optimizer.init_args.lr`` = 0.1 -> ``lr0.1``; hidden sizes [3, 3] -> ``h3x3``."""
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf == "class_path":  # torch.optim.Adam -> Adam
+        return str(value).rsplit(".", 1)[-1]
+    if leaf == "hidden_sizes":
+        return "h" + "x".join(map(str, value))
+    if isinstance(value, float):
+        value = f"{value:g}"
+    return f"{leaf}{value}"
+
+
+def set_value(config: Any, key: str, value: Any) -> None:
+    """``config[key] = value``; a new ``...class_path`` keeps only the ``init_args`` its class takes, as
+    ``--...class_path`` on the command line does (SGD's momentum means nothing to Adam)."""
+    config[key] = value
+    if key.endswith(".class_path"):
+        init_args = config.get(key.removesuffix("class_path") + "init_args")
+        module_name, class_name = str(value).rsplit(".", 1)
+        accepted = inspect.signature(getattr(importlib.import_module(module_name), class_name)).parameters
+        for name in [n for n in vars(init_args or {}) if n not in accepted]:
+            delattr(init_args, name)
+
+
+def representatives(values: list[Any]) -> list[Any]:
+    """The values whose validation stands for the whole axis: every distinct non-numeric value, and the
+    smallest and largest number of each numeric type (a range constraint is checked at both ends).
+    Validating a config costs about 40 ms, and an axis may hold 10,000 learning rates."""
+    numbers: dict[type, list[float]] = {}
+    others: list[Any] = []
+    for value in values:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            numbers.setdefault(type(value), []).append(value)
+        elif value not in others:
+            others.append(value)
+    return others + [v for group in numbers.values() for v in dict.fromkeys([min(group), max(group)])]
+
+
+def check_axes(cli: LightningCLI, grid: dict[str, list[Any]], path: str) -> None:
+    """Every axis key must exist in the config and vary the model or the data, and every value must have its
+    type. Trial i sets every axis to its i-th representative value at once; a failing trial is retried one
+    axis at a time to name the key and value."""
+    axes = {key: representatives(values) for key, values in grid.items() if key != "seed"}
+    for key in axes:
+        if key not in cli.config:
+            raise SweepError(
+                f"{path}: unknown grid key {key!r}; use the dotted keys that "
+                "`python train.py fit --config ... --print_config` shows, e.g. model.init_args.optimizer.init_args.lr"
+            )
+        if not key.startswith(MEMBER_KEYS):
+            raise SweepError(
+                f"{path}: grid key {key!r} is shared by every member; a grid varies model.* and data.* keys and "
+                "seed. Set it once on the command line instead (e.g. --trainer.max_epochs 100)"
+            )
+    for i in range(max((len(values) for values in axes.values()), default=0)):
+        trial = {key: values[i % len(values)] for key, values in axes.items()}
+        if validation_error(cli, trial) is None:
+            continue
+        for key, value in trial.items():
+            error = validation_error(cli, {key: value})
+            if error is not None:
+                raise SweepError(f"{path}: grid key {key!r} cannot take {value!r}: {error}")
+        raise SweepError(f"{path}: the values {trial} do not go together: {validation_error(cli, trial)}")
+
+
+def validation_error(cli: LightningCLI, values: dict[str, Any]) -> str | None:
+    """The config with ``values`` set, checked by the CLI's parser: None, or the first line of its complaint."""
+    trial = copy.deepcopy(cli.config)
+    for key, value in values.items():
+        set_value(trial, key, value)
+    try:
+        cli.parser.validate(trial)
+    except Exception as error:  # jsonargparse reports type errors as plain exceptions
+        return str(error).strip().splitlines()[-1].strip()
+    return None
+
+
+@dataclass
+class LoadedData:
+    data: MemberData
+    batch_size: int
+    shuffle: bool
+
+
+def load_data(config: Namespace, loaded: dict[str, LoadedData]) -> LoadedData:
+    """The member's DataModule, read once per distinct data config: members that differ only in the model
+    (an lr or width grid) share the same tensors."""
+    key = json.dumps(config.as_dict(), sort_keys=True, default=str)
+    if key not in loaded:
+        module_name, class_name = config.class_path.rsplit(".", 1)
+        datamodule = getattr(importlib.import_module(module_name), class_name)(**config.init_args.as_dict())
+        datamodule.setup("fit")
+        x_train, y_train = datamodule.tensors("train")[:2]
+        x_test, y_test = datamodule.tensors("test")[:2]
+        data = MemberData(x_train, y_train, x_test, y_test, seed=int(datamodule.seed))
+        loaded[key] = LoadedData(data, int(datamodule.batch_size), bool(datamodule.shuffle))
+    return loaded[key]
+
+
+def build_member(cli: LightningCLI, values: dict[str, Any], loaded: dict[str, LoadedData]) -> Member:
+    config = Namespace(model=copy.deepcopy(cli.config.model), data=copy.deepcopy(cli.config.data))
+    for key, value in values.items():
+        for target in SEED_KEYS if key == "seed" else (key,):
+            set_value(config, target, value)
+    model = config.model.init_args
+    spec = MLPSpec(**model.net.as_dict())
+    optimizer_path = model.optimizer.class_path if model.optimizer else "torch.optim.SGD"
+    if optimizer_path not in OPTIMIZERS:
+        raise SweepError(f"the sweep trains SGD and Adam; model.init_args.optimizer is {optimizer_path}")
+    kind = OPTIMIZERS[optimizer_path]
+    optimizer_args = model.optimizer.init_args.as_dict() if model.optimizer else {"lr": 0.1}
+    if spec.dropout or spec.conv_channels or model.lr_scheduler:
+        raise SweepError("the sweep stacks dense nets without dropout, conv layers or lr schedules")
+    data = load_data(config.data, loaded)
+    return Member(
+        name="-".join(short_name(k, v) for k, v in values.items()),
+        values=values,
+        spec=spec,
+        lr=float(optimizer_args["lr"]),
+        optimizer=(kind, {k: optimizer_args[k] for k in OPTIMIZER_ARGS[kind] if k in optimizer_args}),
+        rows_per_update=model.rows_per_update,
+        data=data.data,
+        batch_size=data.batch_size,
+        shuffle=data.shuffle,
+    )
+
+
+def plan_stacks(members: list[Member], max_members: int) -> list[list[Member]]:
+    groups: dict[str, list[Member]] = {}
+    for member in members:
+        groups.setdefault(member.stack_key(), []).append(member)
+    return [group[i : i + max_members] for group in groups.values() for i in range(0, len(group), max_members)]
