@@ -15,6 +15,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from models.sweep_module import SweepModule
 from sweep import best_member, export_member, run_sweep, sweep_main
 from sweep_grid import SweepError, representatives
 from train import cli_main, make_cli
@@ -314,3 +315,28 @@ def test_results_csv_quotes_list_values(tmp_path) -> None:
     with open(tmp_path / "results.csv", newline="") as f:
         header, values = list(csv.reader(f))
     assert len(header) == len(values) and values[header.index("hidden_sizes")] == "[3, 3]"
+
+
+def test_the_tensor_path_a_gpu_takes_equals_the_numpy_path(tmp_path, monkeypatch) -> None:
+    """On a CUDA device the stack trains on torch tensors (the CPU takes NumPy views, cheaper per call):
+    the same layers and optimiser code, stood in for here by tensors on the CPU."""
+    monkeypatch.chdir(tmp_path)
+    grid = sweep_file(tmp_path, "grid:\n  model.init_args.optimizer.init_args.lr: [0.05, 0.2]\n  seed: [0, 1]\n")
+    args = week04(tmp_path, "--model.init_args.optimizer.init_args.momentum=0.9")
+    numpy_path = run_sweep(make_cli, args, grid)
+    monkeypatch.setattr(SweepModule, "arrays", lambda self, t: t.detach())
+    tensor_path = run_sweep(make_cli, args, grid)
+    for name in ("lr0.05-seed0", "lr0.2-seed1"):
+        for a, b in zip(numpy_path.final_weights(name), tensor_path.final_weights(name)):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_stack_on_the_gpu_matches_the_cpu(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    grid = sweep_file(tmp_path, "grid:\n  model.init_args.optimizer.init_args.lr: [0.05, 0.2]\n")
+    cpu = run_sweep(make_cli, week04(tmp_path), grid)
+    gpu = run_sweep(make_cli, week04(tmp_path, "--trainer.accelerator=gpu", "--trainer.devices=1"), grid)
+    for name in ("lr0.05", "lr0.2"):
+        for a, b in zip(cpu.final_weights(name), gpu.final_weights(name)):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
