@@ -70,7 +70,9 @@ class StackedEpochLoader:
         self.x = torch.stack([m.x_train for m in members])  # (M, n, features), gathered per epoch below
         self.y = torch.stack([m.y_train for m in members])
         n = self.x.shape[1]
-        self.orders = [EpochPermutation(n, shuffle, m.seed) for m in members]
+        seeds = [m.seed for m in members]
+        self.orders = {seed: EpochPermutation(n, shuffle, seed) for seed in seeds}  # one per data seed, not member
+        self.member_seeds = seeds
         self.batches = rank_batch_slices(n, batch_size, 0, 1, drop_last=False)
         self.block = blocks[0]
 
@@ -91,11 +93,12 @@ class StackedEpochLoader:
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """(M, n): each member's row order in notebook epoch ``epoch`` (1-based), its batches one after another."""
-        orders = []
-        for order in self.orders:
+        by_seed = {}
+        for seed, order in self.orders.items():
             order.set_epoch(epoch - 1)  # the single run's epoch index, 0-based
-            orders.append(order.order())
-        return np.stack(orders)[:, np.concatenate([np.arange(b.start, b.stop) for b in self.batches])]
+            by_seed[seed] = order.order()
+        orders = np.stack([by_seed[seed] for seed in self.member_seeds])
+        return orders[:, np.concatenate([np.arange(b.start, b.stop) for b in self.batches])]
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         if self.shuffle:
