@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -12,6 +13,7 @@ from experiments.probe import EpochProbe
 from experiments.runner import CONFIGS, QUIET, run
 from models.lightning_modules import MLPModule
 from models.spec import MLPSpec
+from sweep import read_sweep_file
 from tests.conftest import needs_debian_fashion
 from train import make_cli
 
@@ -23,14 +25,24 @@ def test_every_experiment_config_builds(config: str) -> None:
     assert cli.trainer.max_epochs >= 1
 
 
-def test_repeated_rows_give_the_same_weights_as_one_update_per_epoch(tmp_path) -> None:
-    plain = run("lab04", ["--trainer.max_epochs=20"])
-    fast = run("lab04", lab04.fast_overrides(20, 10, tmp_path))
-    assert plain.module.updates_done == fast.module.updates_done == 20
-    assert plain.trainer.global_step == 20 and fast.trainer.global_step == 2  # one Lightning step per block
-    assert fast.trainer.current_epoch == 2
-    for a, b in zip(plain.module.net.parameters(), fast.module.net.parameters()):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
+def test_lab04_sweep_files_hold_the_notebook_lists() -> None:
+    assert read_sweep_file(str(lab04.LR_SWEEP))["grid"] == {lab04.LR_AXIS: list(lab04.NOTEBOOK_LR)}
+    assert read_sweep_file(str(lab04.HIDDEN_SWEEP))["grid"] == {lab04.HIDDEN_AXIS: [[h] for h in lab04.NOTEBOOK_HIDDEN]}
+
+
+@pytest.mark.parametrize("sweep_file, axis", [("LR_SWEEP", "LR_AXIS"), ("HIDDEN_SWEEP", "HIDDEN_AXIS")])
+def test_lab04_sweeps_equal_the_single_fits(tmp_path, sweep_file: str, axis: str) -> None:
+    """Each member of the lr and hidden-size sweeps ends where its own `train.py fit` does, to 1e-12."""
+    axis = getattr(lab04, axis)
+    result, _ = lab04.lab_sweep(getattr(lab04, sweep_file), 20, tmp_path)
+    losses = lab04.final_losses(result, axis)
+    assert len(losses) == len(result.member_curves()) > 1
+    for name, values, _ in result.member_curves():
+        single = run("lab04", [f"--{axis}={json.dumps(values[axis])}", "--trainer.max_epochs=20"])
+        for layer, w in zip(single.module.net.layers, result.final_weights(name)):
+            torch.testing.assert_close(layer.weight.detach(), torch.from_numpy(w), rtol=0, atol=1e-12)
+        key = values[axis][0] if axis == lab04.HIDDEN_AXIS else values[axis]
+        assert losses[key] == pytest.approx(single.last["train/mse"], rel=0, abs=1e-12)
 
 
 def test_weights_only_file_reloads_into_a_new_module(tmp_path) -> None:
