@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
 
-from experiments import lab04, run_all
+from experiments import lab04, run_all, week07
 from experiments.probe import EpochProbe
 from experiments.runner import CONFIGS, QUIET, run
 from models.lightning_modules import MLPModule
@@ -61,11 +62,36 @@ def test_quick_run_writes_tables_with_numbers(tmp_path, monkeypatch) -> None:
     assert "Machine: " in text and "Time taken: " in text
     for heading in ("## Lab 4", "### Grid", "## Week 4", "### Try-it-now grid"):
         assert heading in text
+    lr_table = text.split("### Learning rates")[1].split("### Hidden sizes")[0]
+    assert len(re.findall(r"^\| [\d.]+ \| \d\.\d{6} \| \d\.\d{6} \|$", lr_table, re.M)) == 4
+    hidden_table = text.split("### Hidden sizes")[1].split("### Grid")[0]
+    assert len(re.findall(r"^\| \d+ \| \d\.\d{6} \| \d\.\d{6} \|$", hidden_table, re.M)) == 5
     grid = text.split("### Grid")[1].split("Why the numbers differ")[0]
     numeric_rows = [line for line in grid.splitlines() if re.match(r"\| \d+ \| [\d.]+ \| \d\.\d{6} \|", line)]
     assert len(numeric_rows) == 9  # hidden {4, 8, 16} x lr {0.1, 0.5, 1.0}
     assert (tmp_path / "results" / "week04_grid_f1.png").stat().st_size > 1000
     assert (tmp_path / "lab04_weights.pt").is_file()
+
+
+def test_week07_init_sweep_names_the_notebook_stds_and_scales_snapshots_for_quick(tmp_path) -> None:
+    full = read_sweep_file(str(week07.init_sweep_file(quick=False, work_dir=tmp_path)))
+    assert [week07.init_name(std) for std in full["grid"][week07.STD_AXIS]] == list(week07.INITS)
+    assert full["grid"]["seed"] == [0, 1, 2]
+    quick = read_sweep_file(str(week07.init_sweep_file(quick=True, work_dir=tmp_path)))
+    assert quick["grid"] == full["grid"] and quick["snapshots"] == [e // 10 for e in full["snapshots"]]
+    assert Path(quick["path"]).parent == tmp_path
+
+
+@pytest.mark.slow
+def test_quick_week07_reads_the_init_sweep(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = run_all.main(["--quick", "--only", "week07", "--out", str(tmp_path), "--work-dir", str(tmp_path)])
+    table = path.read_text().split("### Initialisation")[1].split("### Exercises")[0]
+    rows = re.findall(r"^\| (small|xavier|he) \| [\d.]+ \| (\d+) \| ([\d.]+) / ([\d.]+) / ([\d.]+) \|", table, re.M)
+    assert [(name, int(epoch)) for name, epoch, *_ in rows] == [
+        (name, epoch) for name in week07.INITS for epoch in (10, 50)
+    ]
+    assert (tmp_path / "results" / "week07_init_losses.png").stat().st_size > 1000
 
 
 NEXT_IDEAS = sorted(p.name for p in (CONFIGS / "next_ideas").glob("*.yaml"))
