@@ -1,9 +1,9 @@
 """Lab 4 (notebook 004): the delta-rule run, weights-only save/load and prediction, and its three sweeps.
 
-The sweeps repeat the three training rows ``k`` times in one CSV and train with ``rows_per_update: 3``:
-each Lightning step then makes ``k`` full-batch updates on the same three rows, exactly the lab's
-updates, so 10,000 updates cost 10,000 / k Lightning steps. The column maxima (the normalisation) are
-unchanged by repeating rows, and test still reads the original three rows.
+The learning-rate list, the hidden-size list and the nine-config grid are each one `train.py sweep`
+(configs/sweeps/lab04_lrs.yaml, lab04_hidden.yaml, and the grid written from NOTEBOOK_GRID): every
+member trains stacked with the others, exactly as its own fit would (to 1e-12 in float64). Test runs
+on the three training rows, so a member's final test MSE is the lab's loss after the last update.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from callbacks.figures import new_figure
 from experiments.probe import EpochProbe
@@ -21,10 +22,14 @@ from experiments.runner import ROOT, RunResult, run
 from models import ManualModule, MLPSpec
 from models.layers.heads import output_activation
 from reporting.tables import markdown_table
-from sweep import run_sweep
+from sweep import SweepResult, run_sweep
 from train import make_cli
 
-TRAIN_CSV = ROOT / "data" / "lab04" / "train.csv"
+LAB_CONFIG = ROOT / "configs" / "lab04.yaml"  # the model and data of configs/experiments/lab04.yaml
+LR_SWEEP = ROOT / "configs" / "sweeps" / "lab04_lrs.yaml"  # NOTEBOOK_LR's rates, hidden 4
+HIDDEN_SWEEP = ROOT / "configs" / "sweeps" / "lab04_hidden.yaml"  # NOTEBOOK_HIDDEN's widths, lr 0.1
+LR_AXIS = "model.init_args.optimizer.init_args.lr"
+HIDDEN_AXIS = "model.init_args.net.hidden_sizes"
 PREDICT_ROW = [3.0, 8.0, 4.0]
 # The lab's printed figures (notebook 004), set beside ours.
 NOTEBOOK_LOSSES = {1: 0.349490, 100: 0.022979, 500: 0.004801, 1000: 0.004168}
@@ -44,25 +49,30 @@ NOTEBOOK_GRID = {
 }
 
 
-def repeated_rows_csv(k: int, work_dir: Path) -> Path:
-    """The lab's training CSV with its data rows repeated ``k`` times, in order."""
-    header, *rows = TRAIN_CSV.read_text().strip().splitlines()
-    path = work_dir / f"lab04_train_x{k}.csv"
+def write_grid(grid: dict[str, list[object]], path: Path) -> Path:
+    """A sweep file holding ``grid`` alone (no snapshots: every member is read after its last update)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([header, *(rows * k)]) + "\n")
+    path.write_text(yaml.safe_dump({"grid": grid}, sort_keys=False))
     return path
 
 
-def fast_overrides(updates: int, k: int, work_dir: Path) -> list[str]:
-    """CLI overrides giving ``updates`` full-batch updates in ``updates / k`` Lightning epochs."""
-    if updates % k:
-        raise ValueError(f"{updates} updates is not a multiple of {k} updates per epoch")
-    return [
-        f"--data.init_args.train_path={repeated_rows_csv(k, work_dir)}",
-        f"--data.init_args.batch_size={3 * k}",
-        "--model.init_args.rows_per_update=3",
-        f"--trainer.max_epochs={updates // k}",
-    ]
+def lab_sweep(sweep_file: Path, updates: int, work_dir: Path) -> tuple[SweepResult, float]:
+    """The members of ``sweep_file`` on the Lab-4 config, ``updates`` full-batch updates each, trained
+    stacked; the result and its wall time in seconds. Logs go to ``work_dir/runs``."""
+    args = ["--config", str(LAB_CONFIG), f"--trainer.max_epochs={updates}", "--trainer.enable_progress_bar=false"]
+    start = time.perf_counter()
+    result = run_sweep(make_cli, args, str(sweep_file), str(work_dir / "runs"))
+    return result, time.perf_counter() - start
+
+
+def final_losses(result: SweepResult, axis: str) -> dict[object, float]:
+    """Each member's value on ``axis`` (a hidden size [h] as h) -> its MSE on the three rows after the last update."""
+    final = {row["member"]: row for row in result.rows}  # rows come in epoch order: the last one wins
+    losses = {}
+    for row in final.values():
+        value = row["values"][axis]
+        losses[value[0] if isinstance(value, list) and len(value) == 1 else value] = row["test_mse"]
+    return losses
 
 
 def predict_points(module: torch.nn.Module, datamodule: object) -> tuple[float, float]:
@@ -84,7 +94,6 @@ def save_and_reload(result: RunResult, path: Path) -> ManualModule:
 
 def main(report: Report, quick: bool, work_dir: Path) -> None:
     scale = 10 if quick else 1  # --quick: a tenth of every run's updates
-    k = 10 if quick else 100
     base = run("lab04", [f"--trainer.max_epochs={1000 // scale}"], EpochProbe(every=1, at_start=True))
     weights = work_dir / "lab04_weights.pt"
     loaded = save_and_reload(base, weights)
@@ -102,27 +111,16 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
     ax.set_title("Lab 4: 3-4-1 delta rule, lr 0.1")
     ax.legend()
     image = report.figure(figure, "lab04_loss", "Lab 4 loss")
-    lr_rows, hidden_rows, grid_rows = [], [], []
-    for lr in NOTEBOOK_LR:
-        r = run("lab04", [f"--model.init_args.optimizer.init_args.lr={lr}", *fast_overrides(500 // scale, k, work_dir)])
-        lr_rows.append([f"{lr:g}", r.last["train/mse"], NOTEBOOK_LR[lr]])
-    for hidden in NOTEBOOK_HIDDEN:
-        hidden_arg = f"--model.init_args.net.hidden_sizes=[{hidden}]"
-        r = run("lab04", [hidden_arg, *fast_overrides(1000 // scale, k, work_dir)])
-        hidden_rows.append([hidden, r.last["train/mse"], NOTEBOOK_HIDDEN[hidden]])
-    grid = work_dir / "lab04_grid.yaml"
-    grid.parent.mkdir(parents=True, exist_ok=True)
-    hiddens = sorted({h for h, _ in NOTEBOOK_GRID})
-    lrs = sorted({lr for _, lr in NOTEBOOK_GRID})
-    grid.write_text(
-        "grid:\n"
-        f"  model.init_args.net.hidden_sizes: {[[h] for h in hiddens]}\n"
-        f"  model.init_args.optimizer.init_args.lr: {lrs}\n"
-    )
-    sweep_args = ["--config", str(ROOT / "configs/lab04.yaml"), f"--trainer.max_epochs={10000 // scale}"]
-    start = time.perf_counter()
-    sweep = run_sweep(make_cli, [*sweep_args, "--trainer.enable_progress_bar=false"], str(grid), str(work_dir / "runs"))
-    sweep_seconds = time.perf_counter() - start
+    lr_sweep, lr_seconds = lab_sweep(LR_SWEEP, 500 // scale, work_dir)
+    lr_rows = [[f"{lr:g}", loss, NOTEBOOK_LR.get(lr)] for lr, loss in final_losses(lr_sweep, LR_AXIS).items()]
+    hidden_sweep, hidden_seconds = lab_sweep(HIDDEN_SWEEP, 1000 // scale, work_dir)
+    hidden_rows = [[h, loss, NOTEBOOK_HIDDEN.get(h)] for h, loss in final_losses(hidden_sweep, HIDDEN_AXIS).items()]
+    grid = {
+        HIDDEN_AXIS: [[h] for h in sorted({h for h, _ in NOTEBOOK_GRID})],
+        LR_AXIS: sorted({lr for _, lr in NOTEBOOK_GRID}),
+    }
+    sweep, sweep_seconds = lab_sweep(write_grid(grid, work_dir / "lab04_grid.yaml"), 10000 // scale, work_dir)
+    grid_rows = []
     final = {row["member"]: row for row in sweep.rows}  # the last snapshot of each member
     for (hidden, lr), (nb_loss, nb_pred, nb_time) in NOTEBOOK_GRID.items():
         name = f"h{hidden}-lr{lr:g}"
@@ -147,9 +145,14 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         f"Weights saved weights-only to `{weights.name}` (`torch.save(net.state_dict())`), loaded into a new "
         f"module with `torch.load(weights_only=True)`; prediction for [3, 8, 4] / column max: "
         f"**{scaled:.6f}** scaled, **{points:.2f}** points (notebook: 0.861518, {NOTEBOOK_PREDICTION:.2f}).",
-        f"### Learning rates ({500 // scale} updates, hidden 4)",
+        f"### Learning rates ({500 // scale} updates, hidden 4, one sweep)",
+        f"Command: `python train.py sweep --config configs/lab04.yaml --trainer.max_epochs {500 // scale} "
+        f"--sweep configs/sweeps/lab04_lrs.yaml`; the {len(lr_rows)} rates took {lr_seconds:.1f} s together.",
         markdown_table(["lr", "final loss (ours)", "final loss (notebook)"], lr_rows),
-        f"### Hidden sizes ({1000 // scale} updates, lr 0.1)",
+        f"### Hidden sizes ({1000 // scale} updates, lr 0.1, one sweep)",
+        f"Command: `python train.py sweep --config configs/lab04.yaml --trainer.max_epochs {1000 // scale} "
+        f"--sweep configs/sweeps/lab04_hidden.yaml`; the {len(hidden_rows)} widths (padded to the widest in one "
+        f"stack) took {hidden_seconds:.1f} s together.",
         markdown_table(["hidden", "final loss (ours)", "final loss (notebook)"], hidden_rows),
         f"### Grid ({10000 // scale} updates per config, all nine in one sweep)",
         f"Command: `python train.py sweep --config configs/lab04.yaml --trainer.max_epochs {10000 // scale} "

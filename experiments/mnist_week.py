@@ -1,20 +1,38 @@
-"""MNIST week (notebook 002) on Fashion-MNIST: toy gradient check, ReLU vs sigmoid, the MLP, SGD vs Adam."""
+"""MNIST week (notebook 002) on Fashion-MNIST: toy gradient check, ReLU vs sigmoid, the MLP, SGD vs Adam.
+
+On the toy blobs, ReLU vs sigmoid (configs/sweeps/mnist_week_activations.yaml) and the optimiser grid
+SGD/Adam x lr 0.001/0.01/0.1 (configs/sweeps/mnist_week_optimizers.yaml) are sweeps; each runs as two
+stacks (an activation or an optimiser class is a stack of its own). The Fashion-MNIST runs (validation
+curves, the model graph, save and reload) stay single fits.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from callbacks.figures import new_figure
 from callbacks.gradient_check import check_gradients
 from experiments.probe import EpochProbe, split_metrics
 from experiments.report import Report
-from experiments.runner import RunResult, run
+from experiments.runner import ROOT, RunResult, run
 from models import ManualModule, MLPSpec
 from models.manual_net import ManualMLP
 from reporting.tables import markdown_table
+from sweep import SweepResult, run_sweep
+from train import make_cli
 
+TOY_CONFIG = ROOT / "configs" / "experiments" / "mnist_toy.yaml"
+ACTIVATION_SWEEP = ROOT / "configs" / "sweeps" / "mnist_week_activations.yaml"
+OPTIMIZER_SWEEP = ROOT / "configs" / "sweeps" / "mnist_week_optimizers.yaml"
+ACTIVATION_AXIS = "model.init_args.net.activation"
+OPTIMIZER_AXIS = "model.init_args.optimizer.class_path"
+LR_AXIS = "model.init_args.optimizer.init_args.lr"
 ADAM = ["--model.init_args.optimizer.class_path=torch.optim.Adam", "--model.init_args.optimizer.init_args.lr=0.001"]
 
 
@@ -34,30 +52,76 @@ def save_and_check(result: RunResult, path: Path) -> float:
         return split_metrics(fresh, "test", x, y)["test/accuracy"]
 
 
-def main(report: Report, quick: bool, work_dir: Path) -> None:
-    toy_epochs = 30 if quick else 150
-    toy = {
-        act: run(
-            "mnist_toy",
-            [f"--model.init_args.net.activation={act}", f"--trainer.max_epochs={toy_epochs}"],
-            EpochProbe(every=1),
-        )
-        for act in ("relu", "sigmoid")
-    }
-    x, y = toy["relu"].datamodule.tensors("train")
-    net = ManualMLP(MLPSpec(2, [5], 2, activation="relu", init="normal", init_std=0.01, init_seed=0)).double()
-    errors = check_gradients(net, x[:5], y[:5])
-    grad_rows = [[f"{e.name} vs {e.reference}", f"{e.max_rel:.2e}", f"{e.mean_rel:.2e}"] for e in errors]
+def toy_sweep(sweep_file: Path, epochs: int, work_dir: Path) -> tuple[SweepResult, float]:
+    """The members of ``sweep_file`` on the toy config for ``epochs`` full-batch updates; result and seconds."""
+    args = ["--config", str(TOY_CONFIG), f"--trainer.max_epochs={epochs}", "--trainer.enable_progress_bar=false"]
+    start = time.perf_counter()
+    result = run_sweep(make_cli, args, str(sweep_file), str(work_dir / "runs"))
+    return result, time.perf_counter() - start
+
+
+def final_rows(result: SweepResult) -> list[dict]:
+    """Each member's last results row, in member order."""
+    return list({row["member"]: row for row in result.rows}.values())  # epoch order: the last one wins
+
+
+def flags(row: dict) -> str:
+    return ", ".join(k for k in ("collapsed", "diverged") if row[k]) or "no"
+
+
+def curves_figure(result: SweepResult, style: Callable[[dict], dict], title: str, log: bool = False) -> Figure:
+    """Every member's training loss per epoch (before that epoch's full-batch update), drawn in ``style(values)``."""
     figure = new_figure()
     ax = figure.add_subplot()
-    for act, r in toy.items():
-        ax.plot([rec["epoch"] for rec in r.records], [rec["train/loss"] for rec in r.records], label=act)
-    ax.set_xlabel("epoch (one full-batch update)")
-    ax.set_ylabel("training loss")
-    ax.set_title("toy blobs: ReLU vs sigmoid, 2-16-2, lr 0.3")
+    for _, values, losses in result.member_curves():
+        ax.plot(np.arange(1, len(losses) + 1), losses, **style(values))
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch (one full-batch update each)")
+    ax.set_ylabel("training loss before the epoch's update")
+    ax.set_title(title)
     ax.legend()
+    return figure
+
+
+def optimizer_style(values: dict) -> dict:
+    optimizer = values[OPTIMIZER_AXIS].rsplit(".", 1)[-1]
+    lrs = (0.001, 0.01, 0.1)
+    color = f"C{lrs.index(values[LR_AXIS])}" if values[LR_AXIS] in lrs else None
+    return {"label": f"{optimizer} lr {values[LR_AXIS]:g}", "color": color, "ls": "-" if optimizer == "SGD" else "--"}
+
+
+def main(report: Report, quick: bool, work_dir: Path) -> None:
+    toy_epochs = 30 if quick else 150
+    activations, activation_seconds = toy_sweep(ACTIVATION_SWEEP, toy_epochs, work_dir)
+    data = activations.stacks[0][0][0].data  # the toy training split, as the DataModule gives it
+    net = ManualMLP(MLPSpec(2, [5], 2, activation="relu", init="normal", init_std=0.01, init_seed=0)).double()
+    errors = check_gradients(net, data.x_train[:5], data.y_train[:5])
+    grad_rows = [[f"{e.name} vs {e.reference}", f"{e.max_rel:.2e}", f"{e.mean_rel:.2e}"] for e in errors]
+    figure = curves_figure(
+        activations,
+        lambda values: {"label": values[ACTIVATION_AXIS]},
+        "toy blobs: ReLU vs sigmoid, 2-16-2, lr 0.3",
+    )
     toy_image = report.figure(figure, "mnist_week_toy_activations", "ReLU vs sigmoid on toy data")
-    toy_rows = [[a, r.last["train/loss"], r.last["train/accuracy"], r.last["test/accuracy"]] for a, r in toy.items()]
+    toy_rows = [
+        [r["values"][ACTIVATION_AXIS], f"{r['train_loss']:.4g}", r["test_accuracy"], r["test_f1"], flags(r)]
+        for r in final_rows(activations)
+    ]
+    optimizers, optimizer_seconds = toy_sweep(OPTIMIZER_SWEEP, toy_epochs, work_dir)
+    optimizer_rows = [
+        [
+            r["values"][OPTIMIZER_AXIS].rsplit(".", 1)[-1],
+            f"{r['values'][LR_AXIS]:g}",
+            f"{r['train_loss']:.4g}",
+            r["test_accuracy"],
+            r["test_f1"],
+            flags(r),
+        ]
+        for r in final_rows(optimizers)
+    ]
+    figure = curves_figure(optimizers, optimizer_style, "toy blobs: SGD (solid) vs Adam (dashed)", log=True)
+    optimizer_image = report.figure(figure, "mnist_week_toy_optimizers", "SGD vs Adam on toy data")
 
     limit = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2"] if quick else []
     probe_epochs = range(1, 6)
@@ -98,9 +162,28 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         f"### Toy data (the notebook's two blobs, {toy_epochs} full-batch updates)",
         "Gradient check of a fresh 2-5-2 ReLU net (weights N(0, 0.01)) on 5 rows:",
         markdown_table(["parameter", "max rel. error", "mean rel. error"], grad_rows),
-        "`python train.py fit --config configs/experiments/mnist_toy.yaml [--model.init_args.net.activation sigmoid]`",
-        markdown_table(["activation", "final train loss", "train accuracy", "test accuracy"], toy_rows, digits=4),
+        "`python train.py fit --config configs/experiments/mnist_toy.yaml [--model.init_args.net.activation sigmoid]` "
+        "runs one; both as a sweep: `python train.py sweep --config configs/experiments/mnist_toy.yaml "
+        f"--trainer.max_epochs {toy_epochs} --sweep configs/sweeps/mnist_week_activations.yaml` "
+        f"(two stacks, {activation_seconds:.1f} s). The train loss is the full-batch loss at the start of the last "
+        "epoch, before its update; test figures are read after it.",
+        markdown_table(
+            ["activation", f"train loss (before update {toy_epochs})", "test accuracy", "test macro F1", "flags"],
+            toy_rows,
+            digits=4,
+        ),
         toy_image,
+        f"#### Optimisers (SGD and Adam, each at lr 0.001, 0.01 and 0.1; ReLU, {toy_epochs} full-batch updates)",
+        "`python train.py sweep --config configs/experiments/mnist_toy.yaml "
+        f"--trainer.max_epochs {toy_epochs} --sweep configs/sweeps/mnist_week_optimizers.yaml`: "
+        f"{len(optimizer_rows)} members in two stacks (SGD, Adam), {optimizer_seconds:.1f} s. A member is flagged "
+        "collapsed when it predicts one class for the whole test split.",
+        markdown_table(
+            ["optimizer", "lr", f"train loss (before update {toy_epochs})", "test accuracy", "test macro F1", "flags"],
+            optimizer_rows,
+            digits=4,
+        ),
+        optimizer_image,
         "### 784-256-256-10 ReLU MLP, 5 epochs",
         "`python train.py fit --config configs/experiments/fashion_mnist_mlp.yaml` (Adam: add "
         "`--model.init_args.optimizer.class_path torch.optim.Adam --model.init_args.optimizer.init_args.lr 0.001`).",

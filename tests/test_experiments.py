@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
 
-from experiments import lab04, run_all
+from experiments import lab04, run_all, week07
 from experiments.probe import EpochProbe
 from experiments.runner import CONFIGS, QUIET, run
 from models.lightning_modules import MLPModule
 from models.spec import MLPSpec
+from sweep import read_sweep_file
 from tests.conftest import needs_debian_fashion
 from train import make_cli
 
@@ -23,14 +26,24 @@ def test_every_experiment_config_builds(config: str) -> None:
     assert cli.trainer.max_epochs >= 1
 
 
-def test_repeated_rows_give_the_same_weights_as_one_update_per_epoch(tmp_path) -> None:
-    plain = run("lab04", ["--trainer.max_epochs=20"])
-    fast = run("lab04", lab04.fast_overrides(20, 10, tmp_path))
-    assert plain.module.updates_done == fast.module.updates_done == 20
-    assert plain.trainer.global_step == 20 and fast.trainer.global_step == 2  # one Lightning step per block
-    assert fast.trainer.current_epoch == 2
-    for a, b in zip(plain.module.net.parameters(), fast.module.net.parameters()):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
+def test_lab04_sweep_files_hold_the_notebook_lists() -> None:
+    assert read_sweep_file(str(lab04.LR_SWEEP))["grid"] == {lab04.LR_AXIS: list(lab04.NOTEBOOK_LR)}
+    assert read_sweep_file(str(lab04.HIDDEN_SWEEP))["grid"] == {lab04.HIDDEN_AXIS: [[h] for h in lab04.NOTEBOOK_HIDDEN]}
+
+
+@pytest.mark.parametrize("sweep_file, axis", [("LR_SWEEP", "LR_AXIS"), ("HIDDEN_SWEEP", "HIDDEN_AXIS")])
+def test_lab04_sweeps_equal_the_single_fits(tmp_path, sweep_file: str, axis: str) -> None:
+    """Each member of the lr and hidden-size sweeps ends where its own `train.py fit` does, to 1e-12."""
+    axis = getattr(lab04, axis)
+    result, _ = lab04.lab_sweep(getattr(lab04, sweep_file), 20, tmp_path)
+    losses = lab04.final_losses(result, axis)
+    assert len(losses) == len(result.member_curves()) > 1
+    for name, values, _ in result.member_curves():
+        single = run("lab04", [f"--{axis}={json.dumps(values[axis])}", "--trainer.max_epochs=20"])
+        for layer, w in zip(single.module.net.layers, result.final_weights(name)):
+            torch.testing.assert_close(layer.weight.detach(), torch.from_numpy(w), rtol=0, atol=1e-12)
+        key = values[axis][0] if axis == lab04.HIDDEN_AXIS else values[axis]
+        assert losses[key] == pytest.approx(single.last["train/mse"], rel=0, abs=1e-12)
 
 
 def test_weights_only_file_reloads_into_a_new_module(tmp_path) -> None:
@@ -49,11 +62,36 @@ def test_quick_run_writes_tables_with_numbers(tmp_path, monkeypatch) -> None:
     assert "Machine: " in text and "Time taken: " in text
     for heading in ("## Lab 4", "### Grid", "## Week 4", "### Try-it-now grid"):
         assert heading in text
+    lr_table = text.split("### Learning rates")[1].split("### Hidden sizes")[0]
+    assert len(re.findall(r"^\| [\d.]+ \| \d\.\d{6} \| \d\.\d{6} \|$", lr_table, re.M)) == 4
+    hidden_table = text.split("### Hidden sizes")[1].split("### Grid")[0]
+    assert len(re.findall(r"^\| \d+ \| \d\.\d{6} \| \d\.\d{6} \|$", hidden_table, re.M)) == 5
     grid = text.split("### Grid")[1].split("Why the numbers differ")[0]
     numeric_rows = [line for line in grid.splitlines() if re.match(r"\| \d+ \| [\d.]+ \| \d\.\d{6} \|", line)]
     assert len(numeric_rows) == 9  # hidden {4, 8, 16} x lr {0.1, 0.5, 1.0}
     assert (tmp_path / "results" / "week04_grid_f1.png").stat().st_size > 1000
     assert (tmp_path / "lab04_weights.pt").is_file()
+
+
+def test_week07_init_sweep_names_the_notebook_stds_and_scales_snapshots_for_quick(tmp_path) -> None:
+    full = read_sweep_file(str(week07.init_sweep_file(quick=False, work_dir=tmp_path)))
+    assert [week07.init_name(std) for std in full["grid"][week07.STD_AXIS]] == list(week07.INITS)
+    assert full["grid"]["seed"] == [0, 1, 2]
+    quick = read_sweep_file(str(week07.init_sweep_file(quick=True, work_dir=tmp_path)))
+    assert quick["grid"] == full["grid"] and quick["snapshots"] == [e // 10 for e in full["snapshots"]]
+    assert Path(quick["path"]).parent == tmp_path
+
+
+@pytest.mark.slow
+def test_quick_week07_reads_the_init_sweep(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = run_all.main(["--quick", "--only", "week07", "--out", str(tmp_path), "--work-dir", str(tmp_path)])
+    table = path.read_text().split("### Initialisation")[1].split("### Exercises")[0]
+    rows = re.findall(r"^\| (small|xavier|he) \| [\d.]+ \| (\d+) \| ([\d.]+) / ([\d.]+) / ([\d.]+) \|", table, re.M)
+    assert [(name, int(epoch)) for name, epoch, *_ in rows] == [
+        (name, epoch) for name in week07.INITS for epoch in (10, 50)
+    ]
+    assert (tmp_path / "results" / "week07_init_losses.png").stat().st_size > 1000
 
 
 NEXT_IDEAS = sorted(p.name for p in (CONFIGS / "next_ideas").glob("*.yaml"))
