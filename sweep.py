@@ -144,6 +144,15 @@ class SweepResult:
                     ]
         raise KeyError(member_name)
 
+    def final_biases(self, member_name: str) -> list[np.ndarray]:
+        """A member's bias vectors, (fan_out,) each, cut out of its stack's padding; empty for nets without bias."""
+        for members, module in self.stacks:
+            for m, member in enumerate(members):
+                if member.name == member_name:
+                    sizes = member.spec.layer_sizes[1:]
+                    return [b[m, :fan_out].detach().cpu().numpy() for b, fan_out in zip(module.biases, sizes)]
+        raise KeyError(member_name)
+
 
 def run_sweep(
     make_cli: Callable[..., LightningCLI],

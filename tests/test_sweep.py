@@ -340,3 +340,17 @@ def test_a_stack_on_the_gpu_matches_the_cpu(tmp_path, monkeypatch) -> None:
     for name in ("lr0.05", "lr0.2"):
         for a, b in zip(cpu.final_weights(name), gpu.final_weights(name)):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+
+
+def test_members_with_biases_give_back_their_biases(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = week04(tmp_path, "--model.init_args.net.bias=true")
+    grid = sweep_file(tmp_path, "grid:\n  model.init_args.net.hidden_sizes: [[3, 3], [5, 4]]\n")
+    result = run_sweep(make_cli, args, grid)
+    cli = make_cli([*args, "--model.init_args.net.hidden_sizes=[3, 3]", *QUIET], run=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    single = [layer.bias.detach().numpy() for layer in cli.model.net.layers]
+    stacked = result.final_biases("h3x3")
+    assert [b.shape for b in stacked] == [(3,), (3,), (2,)] and [b.shape for b in result.final_biases("h5x4")][1] == (4,)
+    for a, b in zip(stacked, single):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
