@@ -5,6 +5,7 @@ What the TensorBoard web page then shows for a ``compare`` run: tests/test_tenso
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from pathlib import Path
@@ -14,10 +15,13 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.summary.writer.record_writer import RecordWriter
 
-from callbacks.scalar_record_file import ScalarRecordFile
+from callbacks.scalar_record_file import ScalarRecordFile, framed_records
 from callbacks.tensorboard_dashboard import UPDATE_LOSS_TAG, TensorBoardDashboard, tensorboard_writer
 from callbacks.tensorboard_hparams import TEST_IS_TRAIN, VALIDATION_IS_TEST, validation_source
 from callbacks.tensorboard_logger import EpochTensorBoardLogger
@@ -243,6 +247,15 @@ def test_scalar_record_file_reads_back_beside_the_main_event_file(tmp_path) -> N
     again = ScalarRecordFile(tmp_path, "updates")  # a second fit into the same run, in the same second
     again.close()
     assert again.path != updates.path and updates.path.stat().st_size > again.path.stat().st_size
+
+
+@given(st.lists(st.binary(max_size=300), max_size=40))
+def test_records_are_framed_as_tensorboards_record_writer_frames_them(records: list[bytes]) -> None:
+    expected = io.BytesIO()
+    writer = RecordWriter(expected)
+    for record in records:
+        writer.write(record)
+    assert framed_records(records) == expected.getvalue()
 
 
 def test_layout_text_names_only_what_the_net_has() -> None:
