@@ -128,6 +128,22 @@ grid:
     assert_members_equal_single_runs(result, args, ["activationtanh-h3"])
 
 
+def test_init_scheme_and_scale_axes_equal_single_runs(tmp_path, monkeypatch) -> None:
+    """Week 7's axes: the initialisation rule and its scale, each member drawing what its single run draws."""
+    monkeypatch.chdir(tmp_path)
+    grid = """
+grid:
+  model.init_args.net.init: [normal, xavier_uniform, he_normal, torch_default]
+  model.init_args.net.init_std: [0.05, 1.0]
+snapshots: [2]
+"""
+    args = week04(tmp_path, "--model.init_args.net.bias=true")
+    result = run_sweep(make_cli, args, sweep_file(tmp_path, grid))
+    assert len(result.stacks) == 1 and len(result.stacks[0][0]) == 8
+    names = ["initnormal-init_std1", "initxavier_uniform-init_std0.05", "inithe_normal-init_std1"]
+    assert_members_equal_single_runs(result, args, [*names, "inittorch_default-init_std0.05"])
+
+
 def test_an_optimizer_class_axis_runs_one_stack_per_class(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     grid = """
