@@ -38,7 +38,14 @@ from models.stage_metrics import StageMetrics, stage_metrics
 
 
 class DivergenceError(ValueError):
-    """Training produced a non-finite loss or weight: a setting to change, not a bug."""
+    """Training produced a non-finite loss or weight: a setting to change, not a bug.
+
+    ``update`` and ``epoch`` (1-based) say where, so ``compare`` can tell whether both modules diverged at the
+    same update (defaults keep the error picklable from its message alone)."""
+
+    def __init__(self, message: str, update: int | None = None, epoch: int | None = None) -> None:
+        super().__init__(message)
+        self.update, self.epoch = update, epoch
 
 
 class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
@@ -267,11 +274,14 @@ class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
             return
         first = len(finite) - 1 if loss_finite else int((~finite).nonzero()[0])
         lr = self.optimizers().optimizer.param_groups[0]["lr"]
+        update, epoch = self.updates_done + first + 1, self.current_epoch + 1
         raise DivergenceError(
             f"{self.display_name} diverged: the {'weights' if loss_finite else 'loss'} became "
-            f"non-finite (NaN or inf) at update {self.updates_done + first + 1}, in epoch {self.current_epoch + 1} "
+            f"non-finite (NaN or inf) at update {update}, in epoch {epoch} "
             f"of training, with learning rate {lr:g}. Lower model.init_args.optimizer.init_args.lr, normalise "
-            "the features (data.normalize), or clip the gradients; nothing after this point was trained."
+            "the features (data.normalize), or clip the gradients; nothing after this point was trained.",
+            update,
+            epoch,
         )
 
     # ---- epoch ends and evaluation (metrics: models/stage_metrics.py) ------------------------
