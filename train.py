@@ -151,6 +151,7 @@ def cli_main(args: list[str] | None = None) -> None:
     else is LightningCLI's, whose help lists those two as well.
     A mistake the user can fix ends in one message and exit status 2 (see :mod:`run_guard`)."""
     argv = sys.argv[1:] if args is None else args
+    PLANNED_RUN_DIRS.clear()  # this command's only: an in-process caller may have run others before
     try:
         if argv[:1] == ["compare"]:
             from compare import compare_main
