@@ -13,7 +13,10 @@ import sys
 import warnings
 from pathlib import Path
 
+import torch
+from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
@@ -24,6 +27,28 @@ from run_guard import as_config_error, check_checkpoint, report_and_exit
 
 # Run directories this process was about to create, removed again if the run fails with nothing in them.
 PLANNED_RUN_DIRS: list[Path] = []
+EVALUATIONS = ("validate", "test", "predict")
+
+
+def log_into_checkpoint_run(config: Namespace, stage: str, ckpt_path: Path) -> None:
+    """``validate``/``test``/``predict`` of ``<run>/checkpoints/x.ckpt`` log into ``<run>/<stage>/version_<k>``,
+    beside the run they evaluate, instead of starting a new ``version_<n>`` of the config's name. The logger's
+    ``save_dir`` stays when the run lies in it, so tables kept there (the F1 comparison) stay in one place."""
+    logger = config.get("trainer", {}).get("logger")
+    init_args = logger.get("init_args") if isinstance(logger, Namespace) else None
+    if ckpt_path.parent.name != "checkpoints" or not isinstance(init_args, Namespace) or "save_dir" not in init_args:
+        return
+    run, save_dir = ckpt_path.parent.parent, Path(init_args.save_dir or ".")
+    try:
+        name = run.resolve().relative_to(save_dir.resolve()) / stage
+    except ValueError:  # a checkpoint from another runs folder: log under its run
+        save_dir, name = run, Path(stage)
+    init_args.save_dir, init_args.name, init_args.version = str(save_dir), str(name), None
+
+
+def first_new_dir(log_dir: Path) -> Path:
+    """The directory a run creates: its log dir, or the parent too when that is new (``<run>/test/``)."""
+    return log_dir if log_dir.parent.exists() else log_dir.parent
 
 
 class WithoutCloudTips(logging.Filter):
@@ -59,6 +84,8 @@ class BackpropCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path:
             check_checkpoint(ckpt_path)
+            if subcommand in EVALUATIONS:
+                log_into_checkpoint_run(self.config[subcommand], subcommand, Path(ckpt_path))
 
     def instantiate_classes(self) -> None:
         """A class that refuses a config value fails with its own message, not jsonargparse's union report."""
@@ -90,9 +117,21 @@ class BackpropCLI(LightningCLI):
             spec = getattr(self.model, "spec", None)
             self.datamodule.check_before_run(stage, spec, with_test, str(self.trainer.precision))
         if self.trainer.logger is not None and not Path(self.trainer.log_dir).exists():
-            PLANNED_RUN_DIRS.append(Path(self.trainer.log_dir))
+            PLANNED_RUN_DIRS.append(first_new_dir(Path(self.trainer.log_dir)))
+        ckpt_path = config.get("ckpt_path")
+        if stage in EVALUATIONS and ckpt_path:
+            self.keep_checkpoint_dirpath(ckpt_path)
         if isinstance(self.model, MLPModule):
             self.model.collapse_advice = self.collapse_advice()
+
+    def keep_checkpoint_dirpath(self, ckpt_path: str) -> None:
+        """Evaluating writes no checkpoint, so each ModelCheckpoint keeps the folder the checkpoint's own run
+        saved into: Lightning then restores its state instead of warning that "the dirpath has changed"."""
+        saved = torch.load(ckpt_path, map_location="cpu", weights_only=True).get("callbacks") or {}
+        for callback in self.trainer.checkpoint_callbacks:
+            state = saved.get(callback.state_key)
+            if isinstance(callback, ModelCheckpoint) and isinstance(state, dict) and state.get("dirpath"):
+                callback.dirpath = state["dirpath"]
 
     def collapse_advice(self) -> str:
         config = self.config[self.subcommand]

@@ -218,8 +218,10 @@ def test_a_run_that_fails_after_creating_its_directory_removes_it(tmp_path, caps
         cli_main(args)
     err = capsys.readouterr().err
     assert "error: the checkpoint's data was a classification task but data.task is 'regression'" in err
-    assert f"removed the empty run directory {tmp_path / 'runs' / 'flower' / 'version_1'}" in err
-    assert sorted(p.name for p in (tmp_path / "runs" / "flower").iterdir()) == ["version_0"]  # no empty version_1
+    run = tmp_path / "runs" / "flower" / "version_0"
+    assert f"removed the empty run directory {run / 'predict'}" in err  # predict logs into the checkpoint's run
+    assert sorted(p.name for p in (tmp_path / "runs" / "flower").iterdir()) == ["version_0"]  # no version_1
+    assert not (run / "predict").exists() and (run / "checkpoints").is_dir()
 
 
 def test_the_help_lists_compare_and_sweep(capsys) -> None:
