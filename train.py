@@ -116,8 +116,10 @@ class BackpropCLI(LightningCLI):
             with_test = stage == "fit" and bool(config.get("test_after_fit"))
             spec = getattr(self.model, "spec", None)
             self.datamodule.check_before_run(stage, spec, with_test, str(self.trainer.precision))
-        if self.trainer.logger is not None and not Path(self.trainer.log_dir).exists():
-            PLANNED_RUN_DIRS.append(first_new_dir(Path(self.trainer.log_dir)))
+        # fast_dev_run's logger has no directory (log_dir None): nothing is created, nothing to plan
+        log_dir = self.trainer.log_dir if self.trainer.logger is not None else None
+        if log_dir is not None and not Path(log_dir).exists():
+            PLANNED_RUN_DIRS.append(first_new_dir(Path(log_dir)))
         ckpt_path = config.get("ckpt_path")
         if stage in EVALUATIONS and ckpt_path:
             self.keep_checkpoint_dirpath(ckpt_path)
@@ -159,6 +161,9 @@ class BackpropCLI(LightningCLI):
 
     def say_where_results_went(self) -> None:
         """The run directory and the checkpoints, printed once at the end (rank 0)."""
+        if self.trainer.fast_dev_run:
+            rank_zero_info("fast_dev_run: nothing was written (no run directory, checkpoints, weights or tables).")
+            return
         lines = [f"Run directory: {self.trainer.log_dir or self.trainer.default_root_dir}"]
         checkpoint = self.trainer.checkpoint_callback
         if checkpoint is not None and getattr(checkpoint, "last_model_path", ""):
