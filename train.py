@@ -8,22 +8,25 @@ written (:mod:`run_guard`); options must be spelled out in full (no abbreviation
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import warnings
 from pathlib import Path
 
+import lightning.pytorch as pl
 import torch
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from callbacks.weights_export import WeightsExport
 from datamodules.base import TensorDataModule
 from models.lightning_modules import MLPModule
-from run_guard import as_config_error, check_checkpoint, report_and_exit
+from run_guard import CheckpointError, as_config_error, check_checkpoint, report_and_exit
 
 # Run directories this process was about to create, removed again if the run fails with nothing in them.
 PLANNED_RUN_DIRS: list[Path] = []
@@ -62,6 +65,38 @@ class WithoutCloudTips(logging.Filter):
 # Lightning prints through Python loggers named after its modules, which its docs invite users to configure
 # ("Console logging"); the tips come through rank_zero_info, whose logger is this one.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(WithoutCloudTips())
+
+
+def newest_whole_checkpoint(trainer: pl.Trainer) -> Path | None:
+    """The newest checkpoint file that is whole. Ctrl-C during a save leaves that file missing (Lightning writes
+    through a temporary file), although ModelCheckpoint already names it as its best or last path."""
+    files = {
+        path
+        for callback in trainer.checkpoint_callbacks
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath
+        for path in Path(callback.dirpath).glob("*.ckpt")
+    }
+    for path in sorted(files, key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            check_checkpoint(path)
+        except CheckpointError:
+            continue
+        return path
+    return None
+
+
+class InterruptReport(pl.Callback):
+    """Ctrl-C during fit says which checkpoint to resume from (Lightning then exits with status 1)."""
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or trainer.state.fn != TrainerFn.FITTING:
+            return
+        path = newest_whole_checkpoint(trainer)
+        rank_zero_info(
+            f"Interrupted. Last checkpoint: {path}\nResume with the same command plus --ckpt_path {path}"
+            if path
+            else "Interrupted before the first checkpoint was saved."
+        )
 
 
 MORE_COMMANDS = """
@@ -184,6 +219,7 @@ def make_cli(args: list[str] | None = None, run: bool = True) -> BackpropCLI:
             subclass_mode_model=True,
             subclass_mode_data=True,
             auto_configure_optimizers=False,
+            trainer_defaults={"callbacks": [InterruptReport()]},  # added to the configured callbacks
             parser_kwargs={"allow_abbrev": False},  # --trainer.max_epoch must not pass for --trainer.max_epochs
             args=args,
             run=run,
@@ -216,4 +252,11 @@ def cli_main(args: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    cli_main()
+    try:
+        cli_main()
+    finally:
+        # The process ends here, also after Ctrl-C (Lightning's shutdown has closed the event files and exits
+        # through here). Python's exit runs full garbage collections over the millions of objects torch and
+        # Lightning created, 1.5 s of the 1.8 s a Ctrl-C took (longer on a busy machine); frozen objects are
+        # skipped, and every file this project writes is closed by then.
+        gc.freeze()
