@@ -65,6 +65,14 @@ class WithoutCloudTips(logging.Filter):
 # Lightning prints through Python loggers named after its modules, which its docs invite users to configure
 # ("Console logging"); the tips come through rank_zero_info, whose logger is this one.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(WithoutCloudTips())
+# Lightning 2.6 builds torch's LeafSpec whenever it combines data loaders, which torch 2.14 deprecates: printed
+# in every run, about code that is not ours (pyproject pins these minors), and nothing a user can change.
+warnings.filterwarnings(
+    "ignore",
+    message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    category=FutureWarning,
+    module=r"lightning\.pytorch\.utilities\._pytree",
+)
 
 
 def newest_whole_checkpoint(trainer: pl.Trainer) -> Path | None:
