@@ -3,6 +3,8 @@ resumes exactly (its masks' generator travels in the checkpoint)."""
 
 from __future__ import annotations
 
+import math
+import re
 from functools import partial
 from pathlib import Path
 
@@ -33,6 +35,20 @@ def test_divergence_stops_the_run_with_one_message(tmp_path, capsys, module: str
     assert "diverged" in message and "non-finite" in message and "learning rate 1e+06" in message
     assert "epoch 1 " in message and "update " in message
     assert "Lower model.init_args.optimizer.init_args.lr" in message
+
+
+def test_divergence_inside_an_epoch_block_names_the_epoch_not_the_block(tmp_path, capsys) -> None:
+    args = flower_args(
+        tmp_path,
+        "--model.init_args.net.activation=identity",
+        "--model.init_args.optimizer.init_args.lr=30",  # overflows after a few epochs
+        "--trainer.max_epochs=10",
+        "--model.init_args.epochs_per_step=5",
+        "--trainer.callbacks=[]",
+    )
+    message = fails_with_one_message(args, capsys)
+    update, epoch = (int(v) for v in re.search(r"at update (\d+), in epoch (\d+) ", message).groups())
+    assert epoch > 1 and epoch == math.ceil(update / 70)  # 70 rows, one update each, per epoch
 
 
 SPEC = dict(input_size=2, hidden_sizes=[6, 5], output_size=2, activation="tanh", dropout=0.3, init_std=0.5)
