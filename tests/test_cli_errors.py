@@ -173,6 +173,7 @@ def test_an_empty_run_directory_is_removed_and_a_useful_one_kept(tmp_path) -> No
     empty = tmp_path / "version_0"
     empty.mkdir()
     (empty / "hparams.yaml").write_text("{}")
+    (empty / "weights_initial.json").write_text("{}")  # written at fit start, before anything was trained
     (empty / "events.out.tfevents.1.host").write_bytes(b"\0")
     assert remove_if_empty(empty) and not empty.exists()
     kept = tmp_path / "version_1"

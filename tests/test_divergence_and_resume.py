@@ -35,6 +35,7 @@ def test_divergence_stops_the_run_with_one_message(tmp_path, capsys, module: str
     assert "diverged" in message and "non-finite" in message and "learning rate 1e+06" in message
     assert "epoch 1 " in message and "update " in message
     assert "Lower model.init_args.optimizer.init_args.lr" in message
+    assert not (tmp_path / "runs" / "flower").exists()  # the failed run's directory held nothing worth keeping
 
 
 def test_divergence_inside_an_epoch_block_names_the_epoch_not_the_block(tmp_path, capsys) -> None:
