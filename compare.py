@@ -3,8 +3,13 @@
 Builds the config twice, once with ``models.ManualModule`` and once with ``models.NativeModule``,
 fits and tests each with its own Trainer (same seed, same initial weights, same data order), then
 prints the notebook's side-by-side table, both confusion matrices, both final weights and the
-largest weight difference, graded against 1e-9 in float64. Both runs log under one parent directory
-(``<save_dir>/<name>_compare/version_<n>/{manual,native}``), so TensorBoard overlays their curves.
+largest weight difference, absolute and relative to max(|w|, 1), the relative one graded against 1e-9 in
+float64. Both runs log under one parent directory (``<save_dir>/<name>_compare/version_<n>/{manual,native}``),
+so TensorBoard overlays their curves.
+
+A run that diverges (a non-finite loss or weight) does not stop the other: both are reported, with where they
+diverged. Exit status: 0 on PASS; 1 on FAIL (the weights differ, or only one run diverged: the gradients
+disagree); 2 when both runs diverged, a setting to change like the other usage errors.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from callbacks.tensorboard_compare import write_comparison
 from callbacks.tensorboard_dashboard import TensorBoardDashboard, tensorboard_command
 from callbacks.tensorboard_logger import EpochTensorBoardLogger
 from callbacks.weights_export import format_weights, notebook_weights
-from models.lightning_modules import MLPModule
+from models.lightning_modules import DivergenceError, MLPModule
 from reporting.tables import confusion_table, markdown_table, plain_table
+from run_guard import USAGE_ERROR_STATUS
 
 MODELS = {"manual": "models.ManualModule", "native": "models.NativeModule"}
 FLOAT64_TOLERANCE = 1e-9
@@ -80,12 +86,14 @@ class ModelRun:
     seconds: float
     recorder: RunRecorder
     step_losses: list[float] = field(default_factory=list)
+    diverged: DivergenceError | None = None  # the fit stopped on a non-finite loss or weight; no test was run
 
 
 @dataclass
 class Comparison:
     runs: dict[str, ModelRun]
     max_weight_diff: float
+    max_relative_diff: float  # |w_manual - w_native| / max(|w_manual|, |w_native|, 1): what is graded
     tolerance: float
     passed: bool
     same_start: bool
@@ -120,9 +128,13 @@ def fit_and_test(make_cli: Callable[..., LightningCLI], args: list[str], label: 
     for dashboard in dashboards:
         dashboard.print_command = False  # the report prints one command for both runs
     start = time.perf_counter()
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    diverged = None
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    except DivergenceError as error:  # the other module still runs: where each diverged is evidence too
+        diverged = error
     seconds = time.perf_counter() - start
-    metrics = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
+    metrics = {} if diverged else cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
     run = ModelRun(
         label=label,
         module=cli.model,
@@ -132,12 +144,24 @@ def fit_and_test(make_cli: Callable[..., LightningCLI], args: list[str], label: 
         seconds=seconds,
         recorder=recorder,
         step_losses=dashboards[0].update_losses if dashboards else [],
+        diverged=diverged,
     )
     return run, parent
 
 
 def max_difference(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
     return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+def max_relative_difference(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
+    """The largest |a - b| / max(|a|, |b|, 1): the absolute difference for weights up to 1 in size, relative
+    beyond, so two runs that both grew to 1e112 are judged by their rounding, not by the size of their weights."""
+
+    def relative(x: Tensor, y: Tensor) -> Tensor:
+        x, y = x.double(), y.double()
+        return (x - y).abs() / torch.maximum(x.abs(), y.abs()).clamp(min=1.0)
+
+    return max(relative(a[k], b[k]).max().item() for k in a)
 
 
 def compare(make_cli: Callable[..., LightningCLI], args: list[str]) -> Comparison:
@@ -149,21 +173,24 @@ def compare(make_cli: Callable[..., LightningCLI], args: list[str]) -> Compariso
     manual, native = runs["manual"], runs["native"]
     weights = {label: run.module.net.state_dict() for label, run in runs.items()}
     diff = max_difference(weights["manual"], weights["native"])
+    relative = max_relative_difference(weights["manual"], weights["native"])
     float64 = all(p.dtype == torch.float64 for p in manual.module.parameters())
     tolerance = FLOAT64_TOLERANCE if float64 else FLOAT32_TOLERANCE
     same_start = max_difference(manual.recorder.initial, native.recorder.initial) == 0.0
     inputs = [torch.cat(run.recorder.first_epoch_inputs) for run in runs.values()]
     same_order = inputs[0].shape == inputs[1].shape and torch.equal(*inputs)
+    diverged = any(run.diverged for run in runs.values())
     result = Comparison(
         runs,
         diff,
+        relative,
         tolerance,
-        diff <= tolerance and same_start and same_order,
+        not diverged and relative <= tolerance and same_start and same_order,
         same_start,
         same_order,
         Path(parent.log_dir),
     )
-    if manual.trainer.is_global_zero:
+    if manual.trainer.is_global_zero and not diverged:  # no test metrics to tabulate after a divergence
         write_outputs(result)
     return result
 
@@ -183,13 +210,16 @@ def side_by_side_rows(result: Comparison) -> list[dict[str, str]]:
 def verdict(result: Comparison) -> str:
     kind = "float64" if result.tolerance == FLOAT64_TOLERANCE else "float32"
     word = "PASS" if result.passed else "FAIL"
-    diff = result.max_weight_diff
-    line = f"{word}: largest |w_manual - w_autograd| = {diff:.3e} (tolerance {result.tolerance:g}, {kind})"
+    diff, relative = result.max_weight_diff, result.max_relative_diff
+    line = (
+        f"{word}: largest |w_manual - w_autograd| = {diff:.3e}, relative to max(|w|, 1) = {relative:.3e} "
+        f"(tolerance {result.tolerance:g} on the relative difference, {kind})"
+    )
     if not result.same_start:
         line += "; FAIL: the runs did not start from identical weights"
     if not result.same_order:
         line += "; FAIL: the runs did not see the same data order"
-    if kind == "float32" and diff > result.tolerance and result.same_start and result.same_order:
+    if kind == "float32" and relative > result.tolerance and result.same_start and result.same_order:
         line += (
             "; float32 rounding differs between the two gradient computations and compounds over many updates "
             "(ReLU and max-pool decisions can flip): rerun with --trainer.precision 64-true for a weight-level check"
@@ -216,8 +246,41 @@ def markdown_comparison(rows: list[dict[str, str]]) -> str:
     return markdown_table(list(rows[0]), [list(r.values()) for r in rows])
 
 
+def divergence_verdict(result: Comparison) -> str:
+    """Where each run diverged and what that says about the two gradient computations."""
+    diverged = {run.module.display_name: run.diverged for run in result.runs.values() if run.diverged}
+    where = "; ".join(f"{name} at update {error.update} (epoch {error.epoch})" for name, error in diverged.items())
+    if len(diverged) < len(result.runs):
+        (finished,) = (run.module.display_name for run in result.runs.values() if not run.diverged)
+        return (
+            f"FAIL: only one run diverged: {where}, while {finished} trained to the end with finite weights. "
+            "From the same weights, data and order, the two gradient computations disagree."
+        )
+    updates = {error.update for error in diverged.values()}
+    same = (
+        "at the same update, as two agreeing gradient computations do"
+        if len(updates) == 1
+        else "at different updates: agreeing gradients overflow at the same update, so they may disagree"
+    )
+    return (
+        f"both runs diverged, {same}: {where}. There are no final weights to compare: lower "
+        "model.init_args.optimizer.init_args.lr, normalise the features (data.normalize) or clip the gradients, "
+        "and compare again."
+    )
+
+
 def report(result: Comparison) -> str:
     manual, native = result.runs["manual"], result.runs["native"]
+    if any(run.diverged for run in result.runs.values()):
+        return "\n".join(
+            [
+                "Hand-derived (manual) vs autograd (native): one config, two Trainers",
+                *(f"  {run.diverged}" for run in result.runs.values() if run.diverged),
+                "",
+                divergence_verdict(result),
+                f"TensorBoard (both runs, up to where they stopped): tensorboard --logdir {result.run_dir}",
+            ]
+        )
     steps = manual.module.updates_done
     yes = {True: "yes", False: "NO"}
     sections = [
@@ -266,11 +329,13 @@ def write_outputs(result: Comparison) -> None:
 
 
 def compare_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
-    """Entry point of ``train.py compare``; the exit code is 0 on PASS, 1 on FAIL."""
+    """Entry point of ``train.py compare``; the exit code is 0 on PASS, 1 on FAIL, 2 when both runs diverged."""
     if any(a in ("-h", "--help") for a in args):
         print(USAGE)
         return 0
     result = compare(make_cli, args)
     if result.runs["manual"].trainer.is_global_zero:
         print(report(result))
+    if all(run.diverged for run in result.runs.values()):
+        return USAGE_ERROR_STATUS
     return 0 if result.passed else 1

@@ -20,8 +20,9 @@ from models.schedules import ScheduleError
 
 TRACEBACK_ENV = "BACKPROP_TRACEBACK"
 USAGE_ERROR_STATUS = 2
-# What a run directory holds before anything worth keeping was written: the config and logger metadata.
-SETUP_FILES = ("config.yaml", "hparams.yaml")
+# What a run directory holds before anything worth keeping was written: the config, the logger's metadata and
+# the initial weights (written at fit start from the config's seed; a run refused at its start has nothing else).
+SETUP_FILES = ("config.yaml", "hparams.yaml", "weights_initial.json")
 
 
 class ConfigError(ValueError):
@@ -108,7 +109,7 @@ def check_checkpoint(path: str | Path) -> None:
 
 
 def remove_if_empty(run_dir: Path) -> bool:
-    """Delete a run directory that holds only setup files (config, hparams, TensorBoard event files)."""
+    """Delete a run directory that holds only setup files (config, hparams, initial weights, TensorBoard events)."""
     if not run_dir.is_dir():
         return False
     files = [p for p in run_dir.rglob("*") if p.is_file()]

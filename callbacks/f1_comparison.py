@@ -143,6 +143,8 @@ class F1Comparison(pl.Callback):
         return Path(root or trainer.default_root_dir) / "f1_comparison.csv"
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.fast_dev_run:  # a smoke test's weights have no place in the table, and it writes no files
+            return
         run_dir = trainer.log_dir or ""  # a broadcast under DDP: every rank asks before rank 0 goes on alone
         if not trainer.is_global_zero:  # one evaluation, one writer
             return

@@ -137,7 +137,7 @@ class TensorBoardDashboard(pl.Callback):
     # ---- helpers --------------------------------------------------------------------------
     def _writer(self, trainer: pl.Trainer) -> SummaryWriter | None:
         writer = tensorboard_writer(trainer)
-        if writer is None and trainer.is_global_zero:
+        if writer is None and trainer.is_global_zero and not trainer.fast_dev_run:  # fast_dev_run: none, on purpose
             self._warn_once("no TensorBoardLogger on the trainer; nothing is written.")
         return writer
 

@@ -87,10 +87,14 @@ class WeightsExport(pl.Callback):
         return path
 
     # trainer.log_dir is a broadcast under DDP, so every rank asks for it before rank 0 writes.
+    # fast_dev_run is a smoke test: like Lightning's logging and checkpointing, the export writes nothing.
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._write(trainer, pl_module, self.run_dir(trainer), "weights_initial.json")
+        if not trainer.fast_dev_run:
+            self._write(trainer, pl_module, self.run_dir(trainer), "weights_initial.json")
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.fast_dev_run:
+            return
         path = self._write(trainer, pl_module, self.run_dir(trainer), "weights_final.json")
         if self.print_final and trainer.is_global_zero:
             weights = format_weights(notebook_weights(pl_module))

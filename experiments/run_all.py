@@ -1,8 +1,8 @@
 """Run every notebook experiment and write docs/RESULTS.md with its figures in docs/results/.
 
     python -m experiments.run_all                 # everything (about 11 minutes on 2 CPU cores)
-    python -m experiments.run_all --only lab04 week04
-    python -m experiments.run_all --quick         # a tenth of the epochs: checks the machinery only
+    python -m experiments.run_all --only lab04 week04   # some: written to runs/experiments/report/, not docs/
+    python -m experiments.run_all --quick         # fewer epochs, settings and batches: checks the machinery only
 
 Every table in RESULTS.md is generated from the runs; nothing is typed by hand.
 """

@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 from lightning.pytorch.cli import SaveConfigCallback
 
+from callbacks.tensorboard_dashboard import TensorBoardDashboard
 from experiments.probe import EpochProbe
 from train import make_cli
 
@@ -66,8 +67,9 @@ def run(
     args = ["--config", str(config_path(name)), *layer_args, *(QUIET if quiet else []), *(overrides or [])]
     cli = make_cli(args, run=False)
     probe = probe or EpochProbe(every=0)
-    if quiet:  # with no logger it would write config.yaml into the working directory
-        cli.trainer.callbacks[:] = [c for c in cli.trainer.callbacks if not isinstance(c, SaveConfigCallback)]
+    if quiet:  # no logger: the config would go into the working directory, and a dashboard has nowhere to draw
+        unused = (SaveConfigCallback, TensorBoardDashboard)
+        cli.trainer.callbacks[:] = [c for c in cli.trainer.callbacks if not isinstance(c, unused)]
     cli.trainer.callbacks.extend([probe, *callbacks])
     if before_fit is not None:
         before_fit(cli.model)

@@ -156,7 +156,7 @@ class EpochBlocks:
         """
         epochs = x.shape[0] // self.epoch_rows
         self.update_losses, logits = run_updates(self, x, target, epoch_rows=[self.epoch_rows] * epochs)
-        self.stop_if_diverged()
+        self.stop_if_diverged(epochs)
         self.updates_done += len(self.update_losses)
         preds, truth = self._metric_inputs(logits.detach(), target)
         values = per_epoch_metrics(self.spec, self.update_losses, preds, truth, epochs)

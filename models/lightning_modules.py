@@ -38,7 +38,14 @@ from models.stage_metrics import StageMetrics, stage_metrics
 
 
 class DivergenceError(ValueError):
-    """Training produced a non-finite loss or weight: a setting to change, not a bug."""
+    """Training produced a non-finite loss or weight: a setting to change, not a bug.
+
+    ``update`` and ``epoch`` (1-based) say where, so ``compare`` can tell whether both modules diverged at the
+    same update (defaults keep the error picklable from its message alone)."""
+
+    def __init__(self, message: str, update: int | None = None, epoch: int | None = None) -> None:
+        super().__init__(message)
+        self.update, self.epoch = update, epoch
 
 
 class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
@@ -258,8 +265,12 @@ class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
         self._update_and_log("train", loss, logits, target, on_step=True)
         return loss
 
-    def stop_if_diverged(self) -> None:
-        """A non-finite loss or weight stops the run at once, naming where and what to change."""
+    def stop_if_diverged(self, epochs_in_step: int = 1) -> None:
+        """A non-finite loss or weight stops the run at once, naming where and what to change.
+
+        ``epochs_in_step``: a step of epoch blocks holds several epochs of equally many updates, so the epoch of
+        an update is counted from the epochs done before the step, not from Lightning's epoch (which counts blocks).
+        """
         finite = torch.isfinite(self.update_losses)
         weights_finite = torch.stack([torch.isfinite(p).all() for p in self.net.parameters()]).all()
         loss_finite = bool(finite.all())  # one device sync for the losses, one for the weights
@@ -267,11 +278,14 @@ class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
             return
         first = len(finite) - 1 if loss_finite else int((~finite).nonzero()[0])
         lr = self.optimizers().optimizer.param_groups[0]["lr"]
+        update, epoch = self.updates_done + first + 1, self.epochs_done + 1 + first * epochs_in_step // len(finite)
         raise DivergenceError(
             f"{self.display_name} diverged: the {'weights' if loss_finite else 'loss'} became "
-            f"non-finite (NaN or inf) at update {self.updates_done + first + 1}, in epoch {self.current_epoch + 1} "
+            f"non-finite (NaN or inf) at update {update}, in epoch {epoch} "
             f"of training, with learning rate {lr:g}. Lower model.init_args.optimizer.init_args.lr, normalise "
-            "the features (data.normalize), or clip the gradients; nothing after this point was trained."
+            "the features (data.normalize), or clip the gradients; nothing after this point was trained.",
+            update,
+            epoch,
         )
 
     # ---- epoch ends and evaluation (metrics: models/stage_metrics.py) ------------------------

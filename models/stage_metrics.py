@@ -82,8 +82,12 @@ class StageMetrics:
         if not self.trainer.sanity_checking:
             at_epoch = self.block_epochs > 1 and stage == "val" and self.trainer.state.fn == TrainerFn.FITTING
             to_logger = False if at_epoch else None  # None: Lightning's default, without its no-logger warning
-            self.log_dict({k: v for k, v in values.items() if k != f"{stage}/loss"}, logger=to_logger)
-            self.log(f"{stage}/loss", values[f"{stage}/loss"], prog_bar=True, logger=to_logger)
+            # The values are global already (torchmetrics synced its states over the processes in compute());
+            # sync_dist says so to Lightning, which under DDP warns about epoch values it was not told to sync.
+            # Its mean of the processes' identical values is the value itself.
+            others = {k: v for k, v in values.items() if k != f"{stage}/loss"}
+            self.log_dict(others, logger=to_logger, sync_dist=True)
+            self.log(f"{stage}/loss", values[f"{stage}/loss"], prog_bar=True, logger=to_logger, sync_dist=True)
             if at_epoch:
                 self._log_at_epoch({k: float(v) for k, v in values.items()}, self.epochs_done - 1)
         metrics.reset()

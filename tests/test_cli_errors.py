@@ -173,6 +173,7 @@ def test_an_empty_run_directory_is_removed_and_a_useful_one_kept(tmp_path) -> No
     empty = tmp_path / "version_0"
     empty.mkdir()
     (empty / "hparams.yaml").write_text("{}")
+    (empty / "weights_initial.json").write_text("{}")  # written at fit start, before anything was trained
     (empty / "events.out.tfevents.1.host").write_bytes(b"\0")
     assert remove_if_empty(empty) and not empty.exists()
     kept = tmp_path / "version_1"
@@ -218,8 +219,10 @@ def test_a_run_that_fails_after_creating_its_directory_removes_it(tmp_path, caps
         cli_main(args)
     err = capsys.readouterr().err
     assert "error: the checkpoint's data was a classification task but data.task is 'regression'" in err
-    assert f"removed the empty run directory {tmp_path / 'runs' / 'flower' / 'version_1'}" in err
-    assert sorted(p.name for p in (tmp_path / "runs" / "flower").iterdir()) == ["version_0"]  # no empty version_1
+    run = tmp_path / "runs" / "flower" / "version_0"
+    assert f"removed the empty run directory {run / 'predict'}" in err  # predict logs into the checkpoint's run
+    assert sorted(p.name for p in (tmp_path / "runs" / "flower").iterdir()) == ["version_0"]  # no version_1
+    assert not (run / "predict").exists() and (run / "checkpoints").is_dir()
 
 
 def test_the_help_lists_compare_and_sweep(capsys) -> None:

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from compare import FLOAT32_TOLERANCE, FLOAT64_TOLERANCE, Comparison, compare_main, verdict
+from compare import (
+    FLOAT32_TOLERANCE,
+    FLOAT64_TOLERANCE,
+    Comparison,
+    compare_main,
+    max_difference,
+    max_relative_difference,
+    verdict,
+)
 from tests.conftest import ROOT
 from train import make_cli
 
@@ -45,7 +55,8 @@ def test_compare_command_on_week04(tmp_path) -> None:
     assert "model" in out and "precision" in out and "recall" in out
     assert "manual (hand-derived)" in out and "native (autograd)" in out
     assert out.count("pred 0") == 2 and out.count("W3 (3, 2):") == 2
-    assert "PASS: largest |w_manual - w_autograd| = " in out and "(tolerance 1e-09, float64)" in out
+    assert "PASS: largest |w_manual - w_autograd| = " in out and ", relative to max(|w|, 1) = " in out
+    assert "(tolerance 1e-09 on the relative difference, float64)" in out
 
     parent = tmp_path / "runs" / "week04_compare" / "version_0"
     weights = {
@@ -83,7 +94,55 @@ def test_compare_fails_when_the_runs_differ(tmp_path, capsys) -> None:
 
 def test_float32_fail_points_to_a_float64_rerun(tmp_path) -> None:
     def comparison(tolerance: float) -> Comparison:
-        return Comparison({}, 3e-3, tolerance, False, True, True, tmp_path)
+        return Comparison({}, 3e-3, 3e-3, tolerance, False, True, True, tmp_path)
 
     assert "rerun with --trainer.precision 64-true" in verdict(comparison(FLOAT32_TOLERANCE))
     assert "rerun" not in verdict(comparison(FLOAT64_TOLERANCE))  # float64 differences are real
+
+
+def test_the_relative_difference_judges_large_weights_by_their_rounding(tmp_path) -> None:
+    """Two runs that grew to 1e112 and differ in their 15th digit agree; |w| <= 1 keeps the absolute difference."""
+    manual = {"w": torch.tensor([1e112, 0.5], dtype=torch.float64)}
+    native = {"w": torch.tensor([1e112 * (1 + 1e-15), 0.5 + 1e-12], dtype=torch.float64)}
+    assert max_difference(manual, native) > 1e96
+    assert max_relative_difference(manual, native) == pytest.approx(1e-12, rel=1e-3)
+    line = verdict(Comparison({}, 1.43e96, 1e-12, FLOAT64_TOLERANCE, True, True, True, tmp_path))
+    assert line.startswith("PASS: largest |w_manual - w_autograd| = 1.430e+96, relative to max(|w|, 1) = 1.000e-12")
+
+
+def diverging_args(tmp_path) -> list[str]:
+    """The flower config with nothing to saturate and a learning rate that overflows in the first epoch."""
+    return [
+        "--config",
+        str(ROOT / "configs/flower.yaml"),
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--weights_export.print_final=false",
+        "--trainer.callbacks=[]",
+        "--model.init_args.net.activation=identity",
+        "--model.init_args.optimizer.init_args.lr=1e6",
+        "--trainer.max_epochs=5",
+        "--model.init_args.epochs_per_step=1",
+    ]
+
+
+def test_compare_reports_both_runs_diverged_at_the_same_update(tmp_path, capsys) -> None:
+    assert compare_main(diverging_args(tmp_path), make_cli) == 2  # a setting to change, like other usage errors
+    out = capsys.readouterr().out
+    assert "both runs diverged, at the same update, as two agreeing gradient computations do" in out
+    where = re.search(r"manual \(hand-derived\) at update (\d+) \(epoch 1\); native \(autograd\) at update (\d+)", out)
+    assert where and where.group(1) == where.group(2), out
+    assert out.count("diverged: the loss became non-finite") == 2  # each run's own message, with its advice
+    assert "FAIL" not in out and "PASS" not in out
+
+
+def test_compare_fails_loudly_when_only_one_run_diverges(tmp_path, capsys) -> None:
+    def native_gets_a_small_learning_rate(args: list[str], run: bool = True):
+        extra = ["--model.init_args.optimizer.init_args.lr=0.01"] if "models.NativeModule" in args else []
+        return make_cli([*args, *extra], run=run)
+
+    assert compare_main(diverging_args(tmp_path), native_gets_a_small_learning_rate) == 1
+    out = capsys.readouterr().out
+    assert "FAIL: only one run diverged: manual (hand-derived) at update" in out
+    assert "native (autograd) trained to the end with finite weights" in out

@@ -215,6 +215,7 @@ def test_cli_with_ddp_cpu_preset_matches_one_process(tmp_path) -> None:
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr[-4000:]
     assert "MEMBER: 2/2" in done.stdout + done.stderr
+    assert "sync_dist" not in done.stdout + done.stderr  # epoch metrics are logged as the synced values they are
     runs = list((tmp_path / "runs" / "week04").iterdir())
     assert [r.name for r in runs] == ["version_0"]  # one run directory: rank 1 made none
     saved = (runs[0] / "config.yaml").read_text()

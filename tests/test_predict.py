@@ -62,7 +62,9 @@ def test_flower_checkpoint_carries_the_standardisation_and_the_class_mapping(tmp
     )
     spec = dict(input_size=2, hidden_sizes=[3], output_size=1, activation="tanh", head="sigmoid_bce")
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt")
-    trainer = quiet_trainer(tmp_path, max_epochs=2, enable_checkpointing=True, callbacks=[checkpoint])
+    trainer = quiet_trainer(  # the file has no validation rows
+        tmp_path, max_epochs=2, enable_checkpointing=True, callbacks=[checkpoint], limit_val_batches=0
+    )
     trainer.fit(NativeModule(MLPSpec(**spec)), datamodule=train_dm)
     saved = torch.load(checkpoint.best_model_path, weights_only=True)["CSVDataModule"]
     assert saved["classes"] == {"names": ["Did not thrive", "Thrived"], "numeric": False}
