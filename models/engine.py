@@ -73,9 +73,10 @@ def row_chunks(n_rows: int, rows_per_update: int | None, epoch_rows: Sequence[in
     groups, first = [], 0
     for rows in epochs:
         size = rows_per_update or rows
-        starts = range(first, first + rows, size)
-        ends = [*starts[1:], first + rows]  # the last update of an epoch may be short
-        groups.append([slice(start, end) for start, end in zip(starts, ends)])
+        if rows <= size:  # one update (single-example SGD, a full batch): the common case, kept cheap
+            groups.append([slice(first, first + rows)])
+        else:  # the last update of an epoch may be short
+            groups.append([slice(start, min(start + size, first + rows)) for start in range(first, first + rows, size)])
         first += rows
     return groups
 
