@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +57,6 @@ def run(
     overrides: list[str] | None = None,
     probe: EpochProbe | None = None,
     quiet: bool = True,
-    before_fit: Callable[[pl.LightningModule], None] | None = None,
     layers: Sequence[Path] = (),
     callbacks: Sequence[pl.Callback] = (),
 ) -> RunResult:
@@ -71,8 +70,6 @@ def run(
         unused = (SaveConfigCallback, TensorBoardDashboard)
         cli.trainer.callbacks[:] = [c for c in cli.trainer.callbacks if not isinstance(c, unused)]
     cli.trainer.callbacks.extend([probe, *callbacks])
-    if before_fit is not None:
-        before_fit(cli.model)
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     seconds = time.perf_counter() - start

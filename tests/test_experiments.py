@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from callbacks.tensorboard_dashboard import TensorBoardDashboard
+from callbacks.tensorboard_logger import EpochTensorBoardLogger
 from experiments import lab04, run_all, week07
 from experiments.probe import EpochProbe
 from experiments.runner import CONFIGS, QUIET, run
 from models.lightning_modules import MLPModule
 from models.spec import MLPSpec
 from sweep import read_sweep_file
-from tests.conftest import needs_debian_fashion
+from tests.conftest import ROOT, needs_debian_fashion
 from train import make_cli
 
 
@@ -149,3 +151,21 @@ def test_one_cycle_config_spans_the_run(tmp_path) -> None:
 def test_quick_and_partial_runs_do_not_write_docs() -> None:
     assert run_all.parse_args([]).out == run_all.ROOT / "docs"
     assert run_all.parse_args(["--quick"]).out == run_all.SCRATCH == run_all.parse_args(["--only", "lab04"]).out
+
+
+SHIPPED = [*sorted(ROOT.glob("configs/*.yaml")), *sorted(CONFIGS.glob("*.yaml"))]
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [[p] for p in SHIPPED] + [[CONFIGS / "fashion_mnist_mlp.yaml", CONFIGS / "next_ideas" / n] for n in NEXT_IDEAS],
+    ids=lambda layers: "+".join(p.stem for p in layers),
+)
+def test_every_shipped_config_has_the_dashboard_and_no_hp_metric(layers: list[Path]) -> None:
+    """One TensorBoardDashboard, epoch-keyed logging and no placeholder hp_metric (-1) in HParams."""
+    args = [a for p in layers for a in ("--config", str(p))]
+    cli = make_cli([*args, "--trainer.logger.init_args.save_dir=/nonexistent"], run=False)
+    dashboards = [c for c in cli.trainer.callbacks if isinstance(c, TensorBoardDashboard)]
+    assert len(dashboards) == 1
+    assert isinstance(cli.trainer.logger, EpochTensorBoardLogger)
+    assert cli.config.trainer.logger.init_args.default_hp_metric is False
