@@ -132,26 +132,27 @@ class SweepResult:
             curves += [(member.name, member.values, losses[:, m]) for m, member in enumerate(members)]
         return curves
 
-    def final_weights(self, member_name: str) -> list[np.ndarray]:
-        """A member's weight matrices, (fan_out, fan_in) each, cut out of its stack's padding."""
+    def locate(self, member_name: str) -> tuple[Member, SweepModule, int]:
+        """The member of that name, the stack module that trained it, and its index in the stack."""
         for members, module in self.stacks:
             for m, member in enumerate(members):
                 if member.name == member_name:
-                    sizes = member.spec.layer_sizes
-                    return [
-                        w[m, :fan_out, :fan_in].detach().cpu().numpy()
-                        for w, fan_in, fan_out in zip(module.weights, sizes[:-1], sizes[1:])
-                    ]
+                    return member, module, m
         raise KeyError(member_name)
+
+    def final_weights(self, member_name: str) -> list[np.ndarray]:
+        """A member's weight matrices, (fan_out, fan_in) each, cut out of its stack's padding."""
+        member, module, m = self.locate(member_name)
+        sizes = member.spec.layer_sizes
+        return [
+            w[m, :fan_out, :fan_in].detach().cpu().numpy()
+            for w, fan_in, fan_out in zip(module.weights, sizes[:-1], sizes[1:])
+        ]
 
     def final_biases(self, member_name: str) -> list[np.ndarray]:
         """A member's bias vectors, (fan_out,) each, cut out of its stack's padding; empty for nets without bias."""
-        for members, module in self.stacks:
-            for m, member in enumerate(members):
-                if member.name == member_name:
-                    sizes = member.spec.layer_sizes[1:]
-                    return [b[m, :fan_out].detach().cpu().numpy() for b, fan_out in zip(module.biases, sizes)]
-        raise KeyError(member_name)
+        member, module, m = self.locate(member_name)
+        return [b[m, :fan_out].detach().cpu().numpy() for b, fan_out in zip(module.biases, member.spec.layer_sizes[1:])]
 
 
 def run_sweep(
@@ -250,13 +251,11 @@ def export_member(make_cli: Callable[..., LightningCLI], args: list[str], result
     """Write one member (``best`` or its name) as an ordinary checkpoint: its own single-run module and data,
     with the member's trained weights, tested once so the checkpoint carries the data's state too."""
     name = best_member(result) if which == "best" else which
-    found = [
-        (member, module, m) for stack, module in result.stacks for m, member in enumerate(stack) if member.name == name
-    ]
-    if not found:
+    try:
+        member, stacked, m = result.locate(name)
+    except KeyError:
         known = ", ".join(member.name for stack, _ in result.stacks for member in stack)
-        raise SweepError(f"--sweep.export {which}: no such member; use best or one of: {known}")
-    ((member, stacked, m),) = found
+        raise SweepError(f"--sweep.export {which}: no such member; use best or one of: {known}") from None
     overrides = [
         f"--{key}={json.dumps(v)}" for k, v in member.values.items() for key in (SEED_KEYS if k == "seed" else (k,))
     ]

@@ -144,13 +144,14 @@ def check_axes(cli: LightningCLI, grid: dict[str, list[Any]], path: str) -> None
             )
     for i in range(max((len(values) for values in axes.values()), default=0)):
         trial = {key: values[i % len(values)] for key, values in axes.items()}
-        if validation_error(cli, trial) is None:
+        together = validation_error(cli, trial)
+        if together is None:
             continue
         for key, value in trial.items():
-            error = validation_error(cli, {key: value})
-            if error is not None:
-                raise SweepError(f"{path}: grid key {key!r} cannot take {value!r}: {error}")
-        raise SweepError(f"{path}: the values {trial} do not go together: {validation_error(cli, trial)}")
+            alone = validation_error(cli, {key: value})
+            if alone is not None:
+                raise SweepError(f"{path}: grid key {key!r} cannot take {value!r}: {alone}")
+        raise SweepError(f"{path}: the values {trial} do not go together: {together}")
 
 
 def validation_error(cli: LightningCLI, values: dict[str, Any]) -> str | None:
