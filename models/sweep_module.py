@@ -5,7 +5,7 @@ dimension, updated by the same hand-derived layers (:mod:`models.layers`) and th
 Members may differ in learning rate, initial weights (their own seeds), data order and hidden widths:
 narrower members are padded to the widest with zero weights that a mask keeps at zero, so they
 compute exactly what their own net computes. A member whose loss turns non-finite is frozen (its
-learning rate set to 0) and marked diverged; the others go on.
+learning rate set to 0 at the end of that Lightning step) and marked diverged; the others go on.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from torchmetrics.functional.classification import (
 from datamodules.tensor_loader import EpochPermutation, rank_batch_slices
 from models.engine import row_chunks, update_loop
 from models.init import initial_parameters
+from models.layers import xp
 from models.layers.heads import head_layer, output_activation, predicted_classes
 from models.manual_net import LayerChain
 from models.native_net import NativeMLP
@@ -288,28 +289,36 @@ class SweepModule(pl.LightningModule):
         x, y = self.arrays(x[self.shard].to(self.dtype)), self.arrays(y[self.shard])  # this rank's members
         self.params = [p[self.shard] for p in self.stacked_params()]
         loader = self.trainer.train_dataloader
-        chain = self.chain(self.shard)
-        for epoch, chunks in zip(loader.block, loader.chunks(self.rows_per_update)):
-            with np.errstate(all="ignore"):  # a diverging member's overflow is reported below, not warned
-                losses, _ = update_loop(chain, x, y, chunks, self.step)
-            shard_loss = torch.as_tensor(sum(losses) / len(losses))  # (members here,): the epoch's mean
-            self.end_of_epoch(epoch, self.gather_members(shard_loss).cpu().numpy())
+        per_epoch = loader.chunks(self.rows_per_update)  # every epoch of a block has as many updates
+        chunks = [rows for epoch in per_epoch for rows in epoch]
+        with np.errstate(all="ignore"):  # a diverging member's overflow is reported below, not warned
+            losses, _ = update_loop(self.chain(self.shard), x, y, chunks, self.step)
+        # (epochs, updates per epoch, members here) -> each epoch's mean loss, summed in update order
+        updates = len(per_epoch[0])
+        stacked = np.stack(losses) if xp.is_numpy(losses[0]) else torch.stack(losses)
+        epoch_loss = torch.as_tensor(stacked.reshape(len(per_epoch), updates, -1).sum(1) / updates).T
+        self.end_of_block(loader.block, self.gather_members(epoch_loss).T.cpu().numpy())
 
-    def end_of_epoch(self, epoch: int, train_loss: np.ndarray) -> None:
-        """Freeze members that diverged; log the epoch's losses at their own epoch; read snapshots."""
-        for m in np.flatnonzero(~np.isfinite(train_loss)):
+    def end_of_block(self, epochs: range, train_loss: np.ndarray) -> None:
+        """``train_loss`` (epochs, M): freeze members that diverged, log each epoch's losses at that epoch,
+        read the snapshot that ends the block (blocks end at every snapshot)."""
+        for m in np.flatnonzero(~np.isfinite(train_loss).all(0)):
             if self.diverged_at[m] is None:
-                self.diverged_at[m] = epoch
+                first_bad = int(np.argmin(np.isfinite(train_loss[:, m])))
+                self.diverged_at[m] = epochs[first_bad]
                 if self.shard.start <= m < self.shard.stop:
-                    self.optimizer.lr[m - self.shard.start] = 0.0  # frozen: the others go on
-        self.train_losses.append(train_loss)
-        due = epoch % max(1, self.epochs // CURVE_POINTS) == 0 or epoch == self.epochs
-        finite = train_loss[np.isfinite(train_loss)]
-        if self.logger is not None and due and len(finite):  # at its own notebook epoch; per member: members/<name>
-            self.logger.log_metrics({"train/loss_members_mean": float(finite.mean())}, step=epoch)
-        if epoch in self.snapshots or epoch == self.epochs:
+                    self.optimizer.lr[m - self.shard.start] = 0.0  # frozen from the next block on: the others go on
+        self.train_losses += list(train_loss)
+        every = max(1, self.epochs // CURVE_POINTS)
+        logged = [i for i, epoch in enumerate(epochs) if epoch % every == 0 or epoch == self.epochs]
+        for i in logged if self.logger is not None else []:
+            finite = train_loss[i][np.isfinite(train_loss[i])]
+            if len(finite):
+                self.logger.log_metrics({"train/loss_members_mean": float(finite.mean())}, step=epochs[i])
+        last = epochs[-1]
+        if last in self.snapshots or last == self.epochs:
             self.sync_members()
-            self.results += self.evaluate(epoch, train_loss)
+            self.results += self.evaluate(last, train_loss[-1])
 
     @torch.no_grad()
     def evaluate(self, epoch: int, train_loss: np.ndarray) -> list[dict[str, object]]:
