@@ -14,6 +14,8 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
 from datamodules.csv_table import DataError
 from models.lightning_modules import DivergenceError
 from models.schedules import ScheduleError
@@ -72,6 +74,11 @@ def user_message(error: BaseException, checkpoint: str | None = None) -> str | N
     for cause in causes(error):
         if isinstance(cause, USER_ERRORS):
             return str(cause)
+        if isinstance(cause, MisconfigurationException):  # Lightning's: a trainer setting this machine cannot honour
+            return (
+                f"{cause} Check the trainer settings (--trainer.accelerator, --trainer.devices, --trainer.strategy); "
+                "without a GPU, add --trainer configs/trainer/cpu.yaml."
+            )
         if "weights_only" in str(cause):  # torch refused to unpickle: its advice to disable that is unsafe
             return (
                 f"{f'--ckpt_path {checkpoint}: ' if checkpoint else ''}"

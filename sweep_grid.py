@@ -194,7 +194,11 @@ def build_member(cli: LightningCLI, values: dict[str, Any], loaded: dict[str, Lo
         for target in SEED_KEYS if key == "seed" else (key,):
             set_value(config, target, value)
     model = config.model.init_args
-    spec = MLPSpec(**model.net.as_dict())
+    try:
+        spec = MLPSpec(**model.net.as_dict())
+    except ValueError as error:  # a value of the right type that the net refuses, e.g. a hidden width of 0
+        grid_values = ", ".join(f"{key}={value!r}" for key, value in values.items())
+        raise SweepError(f"the member with {grid_values}: {error}. Change it in the grid or the config") from None
     optimizer_path = model.optimizer.class_path if model.optimizer else "torch.optim.SGD"
     if optimizer_path not in OPTIMIZERS:
         raise SweepError(f"the sweep trains SGD and Adam; model.init_args.optimizer is {optimizer_path}")

@@ -109,6 +109,15 @@ def test_a_bad_config_value_is_its_own_message(tmp_path, capsys, override: str, 
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_trainer_setting_the_machine_cannot_honour_is_one_message(tmp_path, capsys) -> None:
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("this machine has a GPU; the message is for one without")
+    line = fails_with_one_message(flower_args(tmp_path, "--trainer.accelerator=gpu"), capsys)
+    assert line.startswith("error: No supported gpu backend found! Check the trainer settings")
+    assert "--trainer configs/trainer/cpu.yaml" in line
+    assert not (tmp_path / "runs").exists()
+
+
 def test_option_abbreviations_are_refused(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli_main(flower_args(tmp_path, "--trainer.max_epoch=3"))

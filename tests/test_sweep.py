@@ -192,6 +192,10 @@ grid:
         ("grid:\n  model.init_args.optimizer.init_args.lr: [0.1, 0.2, fast, 0.3]\n", "cannot take 'fast'"),
         ("grid:\n  model.init_args.net.activation: [sigmoid, tanh, sigmod]\n", "cannot take 'sigmod'"),
         ("grid:\n  trainer.max_epochs: [1, 2]\n", "'trainer.max_epochs' is shared by every member"),
+        (
+            "grid:\n  model.init_args.net.hidden_sizes: [[4], [0]]\n",
+            r"the member with model.init_args.net.hidden_sizes=\[0\]: every layer size must be >= 1",
+        ),
         ("snapshots: [1]\n", "needs a 'grid:' mapping"),
     ],
 )
