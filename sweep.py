@@ -33,6 +33,7 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -167,8 +168,9 @@ def run_sweep(
     ``save_dir`` being the config's logger's unless given. ``resume`` (such a run directory) goes on from each
     stack's last checkpoint there."""
     sweep = read_sweep_file(sweep_path)
-    cli = make_cli([*args, "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"], run=False)
-    save_dir = save_dir or getattr(cli.trainer.logger, "save_dir", None) or "runs"
+    quiet = ["--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"]
+    cli = make_cli([*args, *quiet], run=False, instantiate=False)  # each member's classes are built below
+    save_dir = save_dir or config_save_dir(cli.config.trainer)
     grid: dict[str, list[Any]] = sweep["grid"]
     check_axes(cli, grid, sweep_path)
     loaded: dict[str, LoadedData] = {}
@@ -206,6 +208,13 @@ def run_sweep(
         rows += [{**r, "values": by_name[r["member"]].values} for r in module.results]
         trained.append((stack, module))
     return SweepResult(rows, trained, Path(save_dir) / name / f"version_{version}")
+
+
+def config_save_dir(trainer: Namespace) -> str:
+    """Where the config's logger writes (its ``save_dir``); else ``trainer.default_root_dir`` or ``runs``."""
+    logger = trainer.logger
+    init_args = logger.get("init_args") if isinstance(logger, Namespace) else None
+    return str((init_args and init_args.get("save_dir")) or trainer.default_root_dir or "runs")
 
 
 def hardware(cli: LightningCLI) -> dict[str, Any]:

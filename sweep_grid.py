@@ -19,8 +19,11 @@ import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 
+from datamodules.csv_table import DataError
+from models.schedules import check_rows_per_update
 from models.spec import MLPSpec
 from models.sweep_module import MemberData
+from run_guard import ConfigError
 
 SEED_KEYS = ("model.init_args.net.init_seed", "data.init_args.seed")
 MEMBER_KEYS = ("model.", "data.")  # what a member's config may vary; the trainer is the sweep's own
@@ -179,7 +182,12 @@ def load_data(config: Namespace, loaded: dict[str, LoadedData]) -> LoadedData:
     key = json.dumps(config.as_dict(), sort_keys=True, default=str)
     if key not in loaded:
         module_name, class_name = config.class_path.rsplit(".", 1)
-        datamodule = getattr(importlib.import_module(module_name), class_name)(**config.init_args.as_dict())
+        try:
+            datamodule = getattr(importlib.import_module(module_name), class_name)(**config.init_args.as_dict())
+        except DataError:
+            raise
+        except ValueError as error:  # a value the class refuses: its own message names the key, as in `fit`
+            raise ConfigError(str(error)) from error
         datamodule.setup("fit")
         x_train, y_train = datamodule.tensors("train")[:2]
         x_test, y_test = datamodule.tensors("test")[:2]
@@ -194,8 +202,9 @@ def build_member(cli: LightningCLI, values: dict[str, Any], loaded: dict[str, Lo
         for target in SEED_KEYS if key == "seed" else (key,):
             set_value(config, target, value)
     model = config.model.init_args
-    try:
+    try:  # what the member's own MLPModule would check (the sweep's CLI parses but instantiates nothing)
         spec = MLPSpec(**model.net.as_dict())
+        check_rows_per_update(model.rows_per_update)
     except ValueError as error:  # a value of the right type that the net refuses, e.g. a hidden width of 0
         grid_values = ", ".join(f"{key}={value!r}" for key, value in values.items())
         raise SweepError(f"the member with {grid_values}: {error}. Change it in the grid or the config") from None

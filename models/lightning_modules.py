@@ -32,7 +32,13 @@ from models.layers.heads import output_activation
 from models.manual_net import ManualMLP
 from models.native_net import NativeMLP
 from models.report import GENERAL_ADVICE
-from models.schedules import ScheduleError, SchedulerInterval, build_lr_scheduler, planned_updates
+from models.schedules import (
+    ScheduleError,
+    SchedulerInterval,
+    build_lr_scheduler,
+    check_rows_per_update,
+    planned_updates,
+)
 from models.spec import MLPSpec
 from models.stage_metrics import StageMetrics, stage_metrics
 
@@ -89,8 +95,7 @@ class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
         logged at that epoch.
         """
         super().__init__()
-        if rows_per_update is not None and rows_per_update < 1:
-            raise ValueError(f"rows_per_update must be >= 1 or None, got {rows_per_update}")
+        check_rows_per_update(rows_per_update)
         self.rows_per_update = rows_per_update
         check_epochs_per_step(epochs_per_step)
         self.epochs_per_step = epochs_per_step

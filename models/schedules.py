@@ -24,6 +24,11 @@ class ScheduleError(ValueError):
     """A schedule that cannot do what the run asks of it: a setting to change, not a bug."""
 
 
+def check_rows_per_update(rows_per_update: int | None) -> None:
+    if rows_per_update is not None and rows_per_update < 1:
+        raise ValueError(f"rows_per_update must be >= 1 or None, got {rows_per_update}")
+
+
 def updates_per_batch(rows: int, rows_per_update: int | None) -> int:
     return 1 if rows_per_update is None else math.ceil(rows / rows_per_update)
 

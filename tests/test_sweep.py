@@ -206,6 +206,25 @@ def test_bad_sweep_files_are_refused_by_key(tmp_path, monkeypatch, text: str, me
     assert not (tmp_path / "runs").exists()  # nothing written
 
 
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("--data.init_args.target_scale=0", "error: data.target_scale is 0"),
+        ("--model.init_args.rows_per_update=0", "error: the member with model.init_args.optimizer.init_args.lr=0.1: "),
+    ],
+)
+def test_a_config_value_a_class_refuses_is_one_message(tmp_path, monkeypatch, capsys, override, message) -> None:
+    """The sweep's CLI only parses: each member's net and data are built by the sweep, with the same checks."""
+    monkeypatch.chdir(tmp_path)
+    grid = sweep_file(tmp_path, "grid:\n  model.init_args.optimizer.init_args.lr: [0.1, 0.5]\n")
+    config = str(Path(__file__).resolve().parents[1] / "configs/lab04.yaml")
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["sweep", "--config", config, "--trainer.max_epochs=2", override, "--sweep", grid])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith(message)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_an_axis_is_validated_by_its_distinct_values_and_number_range() -> None:
     assert representatives([0.3, 0.1, 0.2, 0.1]) == [0.1, 0.3]
     assert representatives([[3, 3], [5, 5], [3, 3], 2, 7, 4, 0.5]) == [[3, 3], [5, 5], 2, 7, 0.5]
