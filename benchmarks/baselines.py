@@ -93,6 +93,35 @@ def lab4_torch_delta_rule(hidden: int, lr: float, epochs: int, seed: int = 0) ->
     return float(((y - out) ** 2).mean()), float(torch.sigmoid(torch.sigmoid(x_new @ w1) @ w2))
 
 
+def lab4_stacked_numpy_floor(hidden: tuple[int, ...], lrs: tuple[float, ...], epochs: int, seed: int = 0) -> np.ndarray:
+    """Lab 4's grid stacked by hand, every (hidden, lr) config one member, widths padded to the widest and
+    masked: the delta rule written as the fewest NumPy calls (no layers, no loss bookkeeping, no
+    Lightning). Not what the sweep runs; the floor that stacking in NumPy can reach. Returns the last
+    update's 1/2 sum of squared errors per member."""
+    configs = [(h, lr) for h in hidden for lr in lrs]
+    widest, m = max(hidden), len(configs)
+    features = LAB4_X.astype(np.float64)
+    x = np.broadcast_to(features / features.max(0), (m, 3, 3))
+    y = np.broadcast_to(LAB4_Y.astype(np.float64) / 100, (m, 3, 1))
+    w1, w2 = np.zeros((m, widest, 3)), np.zeros((m, 1, widest))
+    mask1, mask2 = np.zeros_like(w1), np.zeros_like(w2)
+    for k, (h, _) in enumerate(configs):  # each config's own draw, in the notebook's (fan_in, fan_out) order
+        gen = np.random.default_rng(seed)
+        w1[k, :h], w2[k, :, :h] = gen.standard_normal((3, h)).T, gen.standard_normal((h, 1)).T
+        mask1[k, :h], mask2[k, :, :h] = 1.0, 1.0
+    lr = np.array([lr for _, lr in configs])[:, None, None]
+    for _ in range(epochs):
+        a1 = 1.0 / (1.0 + np.exp(-(x @ w1.mT)))
+        out = 1.0 / (1.0 + np.exp(-(a1 @ w2.mT)))
+        err = out - y
+        loss = 0.5 * (err * err).sum((-2, -1))
+        dz2 = err * (out * (1.0 - out))
+        dz1 = (dz2 @ w2) * (a1 * (1.0 - a1))
+        w2 -= lr * ((dz2.mT @ a1) * mask2)
+        w1 -= lr * ((dz1.mT @ x) * mask1)
+    return loss
+
+
 def moons_numpy_gd(x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 0.5, seed: int = 42, hidden: int = 10):
     """Week 7's moons network as a plain NumPy loop: 2-hidden-2 ReLU with bias, N(0, 0.1) weights
     (``default_rng(seed)``, zero biases), softmax cross-entropy, full-batch gradient descent."""

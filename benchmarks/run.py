@@ -97,7 +97,10 @@ def w3_section(result: dict) -> list[str]:
         {"sweep / plain_loop": 0.1},
         "`sweep_one_epoch` is the same sweep for one epoch: what it costs besides the updates (parsing and "
         "checking the config and grid, building the stack and its Trainer, evaluating, the results). The second "
-        "ratio leaves that out: the 90,000 updates stacked against the same updates one config at a time.",
+        "ratio leaves that out: the 90,000 updates stacked against the same updates one config at a time. "
+        "`stacked_numpy_floor` is the same grid stacked by hand, the update written as the fewest NumPy calls "
+        "(no layers, no Lightning, nothing logged; `benchmarks/baselines.py`): the most that stacking in NumPy "
+        "can give, without the sweep's fixed cost.",
     )
 
 

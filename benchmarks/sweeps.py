@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.baselines import lab4_torch_delta_rule, week04_numpy_sgd
+from benchmarks.baselines import lab4_stacked_numpy_floor, lab4_torch_delta_rule, week04_numpy_sgd
 from benchmarks.timing import Timing
 from benchmarks.w7_long_runs import shipped_fit
 from datamodules.synthetic import week04_blobs
@@ -74,6 +74,7 @@ def week04_grid(epochs: int = 100) -> dict[str, object]:
 def lab4_grid(epochs: int = 10_000) -> dict[str, object]:
     """W3: the 9 Lab-4 configs as one sweep against the plain torch loop over them."""
     loop, _ = timed(lambda: [lab4_torch_delta_rule(h, lr, epochs) for h in LAB4_HIDDEN for lr in LAB4_LRS])
+    floor, _ = timed(lambda: lab4_stacked_numpy_floor(LAB4_HIDDEN, LAB4_LRS, epochs))
     sweep_seconds("configs/lab04.yaml", "configs/sweeps/lab04_grid.yaml", "--trainer.max_epochs=1")  # first use
     sweep = sweep_seconds("configs/lab04.yaml", "configs/sweeps/lab04_grid.yaml", f"--trainer.max_epochs={epochs}")
     # What the sweep costs before and after its updates (config parsing and checks, the Trainer, the
@@ -84,10 +85,12 @@ def lab4_grid(epochs: int = 10_000) -> dict[str, object]:
             "plain_loop": Timing("plain_loop", [loop]),
             "sweep": Timing("sweep", [sweep]),
             "sweep_one_epoch": Timing("sweep_one_epoch (its fixed cost)", [fixed]),
+            "stacked_numpy_floor": Timing("stacked_numpy_floor (the fewest NumPy calls)", [floor]),
         },
         "ratios": {
             "sweep / plain_loop": sweep / loop,
             "(sweep - sweep_one_epoch) / plain_loop": (sweep - fixed) / loop,
+            "stacked_numpy_floor / plain_loop": floor / loop,
         },
     }
 

@@ -1,10 +1,16 @@
-"""The W4 benchmark measures what it says: the hand-derived LeNet update computes autograd's gradients."""
+"""Benchmarks measure what they say: W4's hand-derived LeNet update computes autograd's gradients, and W3's
+stacked NumPy floor trains the same grid as the sweep."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from benchmarks import w4_lenet_update
+from benchmarks.baselines import lab4_stacked_numpy_floor
+from benchmarks.sweeps import LAB4_HIDDEN, LAB4_LRS, QUIET, ROOT
+from sweep import run_sweep
+from train import make_cli
 
 
 @pytest.mark.slow
@@ -13,3 +19,12 @@ def test_lenet_update_benchmark_runs_and_agrees_with_autograd() -> None:
     assert set(result["per_update_ms"]) == {"hand_derived", "autograd_native", "autograd_plain"}
     assert all(ms > 0 for ms in result["per_update_ms"].values())
     assert result["max_rel_grad_diff_float32"] < 1e-4  # float32 rounding only
+
+
+def test_the_stacked_numpy_floor_trains_lab4s_grid_as_the_sweep_does(tmp_path) -> None:
+    """W3's floor is a timing of the same work: each member's last loss equals the sweep's to 1e-12."""
+    args = ["--config", str(ROOT / "configs/lab04.yaml"), "--trainer.max_epochs=300", *QUIET]
+    result = run_sweep(make_cli, args, str(ROOT / "configs/sweeps/lab04_grid.yaml"), save_dir=str(tmp_path))
+    last = {row["member"]: row["train_loss"] for row in result.rows if row["epoch"] == 300}
+    swept = [last[f"h{h}-lr{lr:g}"] for h in LAB4_HIDDEN for lr in LAB4_LRS]
+    np.testing.assert_allclose(lab4_stacked_numpy_floor(LAB4_HIDDEN, LAB4_LRS, 300), swept, rtol=1e-12)
