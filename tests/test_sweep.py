@@ -188,9 +188,17 @@ grid:
     [
         ("grid:\n  model.init_args.net.widths: [1, 2]\n", "unknown grid key 'model.init_args.net.widths'"),
         ("grid:\n  model.init_args.optimizer.init_args.lr: []\n", "is an empty list"),
-        ("grid:\n  model.init_args.optimizer.init_args.lr: [fast]\n", "cannot take 'fast'"),
+        ("grid:\n  model.init_args.optimizer.init_args.lr: [fast]\n", "cannot take 'fast': expected float$"),
         ("grid:\n  model.init_args.optimizer.init_args.lr: [0.1, 0.2, fast, 0.3]\n", "cannot take 'fast'"),
-        ("grid:\n  model.init_args.net.activation: [sigmoid, tanh, sigmod]\n", "cannot take 'sigmod'"),
+        ("grid:\n  data.init_args.batch_size: [8, x]\n", "'data.init_args.batch_size' cannot take 'x': expected int$"),
+        (
+            "grid:\n  model.init_args.optimizer.class_path: [torch.optim.SGD, torch.optim.Adamm]\n",
+            "cannot take 'torch.optim.Adamm': module 'torch.optim' has no attribute 'Adamm'$",
+        ),
+        (
+            "grid:\n  model.init_args.net.activation: [sigmoid, tanh, sigmod]\n",
+            "cannot take 'sigmod': expected one of 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'identity'$",
+        ),
         ("grid:\n  trainer.max_epochs: [1, 2]\n", "'trainer.max_epochs' is shared by every member"),
         (
             "grid:\n  model.init_args.net.hidden_sizes: [[4], [0]]\n",
