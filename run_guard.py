@@ -7,7 +7,9 @@ on stderr with no traceback and exit with status 2, as a command-line usage erro
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import shutil
 import sys
 import zipfile
@@ -59,6 +61,51 @@ def as_config_error(error: ValueError) -> ValueError:
     return error
 
 
+# Lines of a jsonargparse report that frame a complaint rather than state it.
+REPORT_FRAMING = (
+    "Does not validate",
+    "Subtypes:",
+    "Errors:",
+    "Given value",
+    "Problem with given class_path",
+    "Parser key",
+)
+
+
+def expected_types(complaint: str) -> str:
+    """jsonargparse's nested report (every union member it tried, the whole config's value) cut to what the
+    innermost key wanted: "expected float", "expected one of 'sigmoid', 'tanh'", "module 'torch.optim' has
+    no attribute 'Adamm'"."""
+    start = max(complaint.rfind("Parser key"), complaint.rfind("Problem with given class_path"), 0)
+    lines = [line.strip().lstrip("- ") for line in complaint[start:].splitlines()[1:]]
+    reasons = [line for line in lines if line and not line.startswith(REPORT_FRAMING) and "NoneType" not in line]
+    kinds: list[str] = []
+    for match in re.finditer(r"Expected a (?:<class '([\w.]+)'>|typing\.Literal\[(.*?)\])", "\n".join(reasons)):
+        kind = match.group(1) or f"one of {match.group(2)}"
+        if kind not in kinds:
+            kinds.append(kind)
+    if kinds:
+        return "expected " + " or ".join(kinds)
+    if reasons:  # e.g. "... expects a function or a callable class: module 'torch.optim' has no attribute 'Adamm'"
+        return reasons[0].rsplit(": ", 1)[-1] if "has no attribute" in reasons[0] else reasons[0]
+    return complaint.strip().splitlines()[0]
+
+
+def parser_complaint(message: str) -> str:
+    """A jsonargparse error in one line: "model: lr = fast: expected float" for a nested type report (which
+    lists every union member tried and the whole config's value); other messages as they are."""
+    keys = re.findall(r'Parser key "([^"]+)":', message)
+    first_line = message.strip().splitlines()[0]
+    if not keys or not first_line.endswith(":"):  # not nested: "Parser key "config": File does not exist: ..."
+        return first_line.rstrip(".")
+    innermost = message[message.rfind("Parser key") :]
+    found = re.search(r"(?:Got|Given) value: (.+?)(?:\. Got value: .*)?$", innermost, re.M)
+    found = found or re.search(r"val='([^']*)'", message)
+    value = found.group(1) if found and not found.group(1).startswith(("{", "Namespace(")) else None
+    where = keys[0] if len(keys) == 1 else f"{keys[0]}: {keys[-1]}"
+    return f"{where}{f' = {value}' if value else ''}: {expected_types(message)}"
+
+
 def checkpoint_argument(argv: list[str]) -> str | None:
     """The ``--ckpt_path`` given on the command line, if any, to name it in a message."""
     for i, arg in enumerate(argv):
@@ -74,6 +121,8 @@ def user_message(error: BaseException, checkpoint: str | None = None) -> str | N
     for cause in causes(error):
         if isinstance(cause, USER_ERRORS):
             return str(cause)
+        if isinstance(cause, argparse.ArgumentError):  # jsonargparse's, with exit_on_error off: no usage dump
+            return f"{parser_complaint(str(cause))}. Every option: python train.py <command> --help"
         if isinstance(cause, MisconfigurationException):  # Lightning's: a trainer setting this machine cannot honour
             return (
                 f"{cause} Check the trainer settings (--trainer.accelerator, --trainer.devices, --trainer.strategy); "

@@ -11,7 +11,6 @@ import copy
 import importlib
 import inspect
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from datamodules.csv_table import DataError
 from models.schedules import check_rows_per_update
 from models.spec import MLPSpec
 from models.sweep_module import MemberData
-from run_guard import ConfigError
+from run_guard import ConfigError, expected_types
 
 SEED_KEYS = ("model.init_args.net.init_seed", "data.init_args.seed")
 MEMBER_KEYS = ("model.", "data.")  # what a member's config may vary; the trainer is the sweep's own
@@ -174,36 +173,6 @@ def validation_error(cli: LightningCLI, values: dict[str, Any]) -> str | None:
         except Exception as error:  # jsonargparse reports type errors as plain exceptions
             return expected_types(str(error))
     return None
-
-
-# Lines of a jsonargparse report that frame a complaint rather than state it.
-REPORT_FRAMING = (
-    "Does not validate",
-    "Subtypes:",
-    "Errors:",
-    "Given value",
-    "Problem with given class_path",
-    "Parser key",
-)
-
-
-def expected_types(complaint: str) -> str:
-    """jsonargparse's nested report (every union member it tried, the whole config's value) cut to what the
-    innermost key wanted: "expected float", "expected one of 'sigmoid', 'tanh'", "module 'torch.optim' has
-    no attribute 'Adamm'"."""
-    start = max(complaint.rfind("Parser key"), complaint.rfind("Problem with given class_path"), 0)
-    lines = [line.strip().lstrip("- ") for line in complaint[start:].splitlines()[1:]]
-    reasons = [line for line in lines if line and not line.startswith(REPORT_FRAMING) and "NoneType" not in line]
-    kinds: list[str] = []
-    for match in re.finditer(r"Expected a (?:<class '([\w.]+)'>|typing\.Literal\[(.*?)\])", "\n".join(reasons)):
-        kind = match.group(1) or f"one of {match.group(2)}"
-        if kind not in kinds:
-            kinds.append(kind)
-    if kinds:
-        return "expected " + " or ".join(kinds)
-    if reasons:  # e.g. "... expects a function or a callable class: module 'torch.optim' has no attribute 'Adamm'"
-        return reasons[0].rsplit(": ", 1)[-1] if "has no attribute" in reasons[0] else reasons[0]
-    return complaint.strip().splitlines()[0]
 
 
 @dataclass

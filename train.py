@@ -207,7 +207,9 @@ def make_cli(args: list[str] | None = None, run: bool = True, instantiate: bool 
             subclass_mode_data=True,
             auto_configure_optimizers=False,
             trainer_defaults={"callbacks": [InterruptReport()]},  # added to the configured callbacks
-            parser_kwargs={"allow_abbrev": False},  # --trainer.max_epoch must not pass for --trainer.max_epochs
+            # --trainer.max_epoch must not pass for --trainer.max_epochs; a parse error is raised, for run_guard
+            # to print in one line (jsonargparse would print the usage and its nested report, ~80 lines)
+            parser_kwargs={"allow_abbrev": False, "exit_on_error": False},
             args=args,
             run=run,
             instantiate=instantiate,

@@ -119,10 +119,28 @@ def test_a_trainer_setting_the_machine_cannot_honour_is_one_message(tmp_path, ca
 
 
 def test_option_abbreviations_are_refused(tmp_path, capsys) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        cli_main(flower_args(tmp_path, "--trainer.max_epoch=3"))
-    assert exit_info.value.code == 2
-    assert "unrecognized arguments: --trainer.max_epoch=3" in capsys.readouterr().err
+    line = fails_with_one_message(flower_args(tmp_path, "--trainer.max_epoch=3"), capsys)
+    assert line.startswith("error: unrecognized arguments: --trainer.max_epoch=3. Every option: python train.py")
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("--model.init_args.optimizer.init_args.lr=fast", "error: model: lr = fast: expected float."),
+        (
+            "--model.init_args.net.activation=sigmod",
+            "error: model: net.activation = sigmod: expected one of 'sigmoid', 'tanh', 'relu', 'leaky_relu', "
+            "'identity'.",
+        ),
+        ("--trainer.max_epochs=x", "error: trainer.max_epochs = x: expected int."),
+        ("--model=models.Nope", "error: model = models.Nope: module 'models' has no attribute 'Nope'."),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_one_line_not_the_usage(tmp_path, capsys, override: str, expected: str) -> None:
+    """jsonargparse would print the usage (~50 lines) and a report of every union member it tried."""
+    line = fails_with_one_message(flower_args(tmp_path, override), capsys)
+    assert line == f"{expected} Every option: python train.py <command> --help"
+    assert not (tmp_path / "runs").exists()
 
 
 def test_the_traceback_is_shown_on_request(tmp_path, monkeypatch) -> None:
