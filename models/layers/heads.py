@@ -36,7 +36,7 @@ class SoftmaxCrossEntropy(_Head):
         shifted = z - xp.last_axis_max(z)  # (M?, N, K), max 0 per row: exp cannot overflow
         log_p = shifted - xp.log(xp.last_axis_sum(xp.exp(shifted)))  # log-softmax (M?, N, K)
         y = xp.one_hot_like(target.reshape(z.shape[:-1]), z)  # Y, one-hot of the labels: (M?, N, K)
-        loss = -self._reduce(log_p * y)  # per example -log p_y = -sum_k Y log P
+        loss = -self._reduce(log_p * y)  # -sum_k Y log P = -log p_y per example, then over the N examples
         self.dz = (xp.exp(log_p) - y) * self.scale  # (P - Y) / N: (M?, N, K)
         return loss
 
@@ -68,7 +68,7 @@ class MeanSquaredError(_Head):
     def forward(self, z: Array, target: Array) -> Array:
         out = xp.sigmoid(z) if self.sigmoid_output else z  # (M?, N, K)
         err = out - xp.cast_like(target.reshape(z.shape), z)  # (M?, N, K)
-        loss = 0.5 * self._reduce(err * err)  # 1/2 sum_k e_k^2 per example
+        loss = 0.5 * self._reduce(err * err)  # 1/2 sum_k e_k^2 per example, then over the N examples
         dout = err * self.scale  # d(1/2 e^2)/d out = e
         self.dz = dout * (out * (1.0 - out)) if self.sigmoid_output else dout  # times sigma' for the delta rule
         return loss
