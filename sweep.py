@@ -20,14 +20,12 @@ Markdown beside the TensorBoard logs, with a heat map of test F1 over the first 
 
 from __future__ import annotations
 
-import gc
 import importlib
 import itertools
 import json
 import sys
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from frozen_gc import long_lived_objects_frozen
 from models.sweep_module import StackedData, SweepModule, epoch_blocks
 from reporting.sweep_results import write_results
 from reporting.sweep_tensorboard import write_heat_maps, write_member_runs
@@ -156,18 +155,6 @@ class SweepResult:
         """A member's bias vectors, (fan_out,) each, cut out of its stack's padding; empty for nets without bias."""
         member, module, m = self.locate(member_name)
         return [b[m, :fan_out].detach().cpu().numpy() for b, fan_out in zip(module.biases, member.spec.layer_sizes[1:])]
-
-
-@contextmanager
-def long_lived_objects_frozen() -> Iterator[None]:
-    """Full garbage collections skip the objects alive now: torch, Lightning and the CLI leave ~500,000, a
-    full collection over them took 0.24 s, and a long stack's small lists set one off in about one sweep
-    of five (measured on Lab 4's grid, whose 10,000 stacked updates take ~0.3 s)."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def run_sweep(

@@ -25,6 +25,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from callbacks.interrupt_report import InterruptReport
 from callbacks.weights_export import WeightsExport
 from datamodules.base import TensorDataModule
+from frozen_gc import long_lived_objects_frozen
 from models.lightning_modules import MLPModule
 from run_guard import as_config_error, check_checkpoint, report_and_exit
 
@@ -216,27 +217,33 @@ def make_cli(args: list[str] | None = None, run: bool = True, instantiate: bool 
         )
 
 
-def cli_main(args: list[str] | None = None) -> None:
+def run_command(argv: list[str], args: list[str] | None) -> None:
     """``compare`` and ``sweep`` run :mod:`compare` and :mod:`sweep` on the same config and overrides; anything
-    else is LightningCLI's, whose help lists those two as well.
-    A mistake the user can fix ends in one message and exit status 2 (see :mod:`run_guard`)."""
+    else is LightningCLI's, whose help lists those two as well."""
+    if argv[:1] == ["compare"]:
+        from compare import compare_main
+
+        raise SystemExit(compare_main(argv[1:], make_cli))
+    if argv[:1] == ["sweep"]:
+        from sweep import sweep_main
+
+        raise SystemExit(sweep_main(argv[1:], make_cli))
+    if argv in ([], ["-h"], ["--help"]):
+        try:
+            make_cli(args)  # LightningCLI prints its help and exits
+        finally:
+            print(MORE_COMMANDS)
+    make_cli(args)
+
+
+def cli_main(args: list[str] | None = None) -> None:
+    """The command line: a mistake the user can fix ends in one message and exit status 2 (see :mod:`run_guard`),
+    and garbage collections skip what the imports left (see :mod:`frozen_gc`)."""
     argv = sys.argv[1:] if args is None else args
     PLANNED_RUN_DIRS.clear()  # this command's only: an in-process caller may have run others before
     try:
-        if argv[:1] == ["compare"]:
-            from compare import compare_main
-
-            raise SystemExit(compare_main(argv[1:], make_cli))
-        if argv[:1] == ["sweep"]:
-            from sweep import sweep_main
-
-            raise SystemExit(sweep_main(argv[1:], make_cli))
-        if argv in ([], ["-h"], ["--help"]):
-            try:
-                make_cli(args)  # LightningCLI prints its help and exits
-            finally:
-                print(MORE_COMMANDS)
-        make_cli(args)
+        with long_lived_objects_frozen():
+            run_command(argv, args)
     except Exception as error:
         report_and_exit(error, PLANNED_RUN_DIRS, argv)
 
