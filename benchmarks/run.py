@@ -177,16 +177,17 @@ def w11_section(rows: list[dict], figure_dir: Path) -> list[str]:
     ax.legend()
     figure_dir.mkdir(parents=True, exist_ok=True)
     figure.savefig(figure_dir / "sweep_scaling.png", dpi=100)
-    table = [
-        [r["members"], f"{r['seconds']:.2f}", f"{r['per_member_ms']:.2f}", f"{r['peak_rss_mb']:.0f}"] for r in rows
-    ]
+    formats = {"members": "d", "seconds": ".2f", "per_member_ms": ".2f", "peak_rss_mb": ".0f", "sweep_mb": ".0f"}
+    table = [[format(r[key], spec) for key, spec in formats.items()] for r in rows]
     return [
         "## W11: sweep scaling",
         "",
         "The week-4 net (2-3-3-2, 400 rows x 30 epochs of single-example SGD) with 1 to 10,000 learning rates stacked "
-        "in one sweep, in-process. Peak RSS is the process's high-water mark so far.",
+        "in one sweep, each count in a fresh process (in-process `train.py sweep`, after a one-member sweep so that "
+        "first-use costs stay outside the seconds). Peak RSS is that process's high-water mark (imports included); "
+        "the last column is what the sweep added to it.",
         "",
-        markdown_table(["members", "seconds", "ms per member", "peak RSS MB"], table),
+        markdown_table(["members", "seconds", "ms per member", "peak RSS MB", "sweep's own MB"], table),
         "",
         f"![sweep scaling]({figure_dir.name}/sweep_scaling.png)",
         "",
