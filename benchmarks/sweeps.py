@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.baselines import lab4_stacked_numpy_floor, lab4_torch_delta_rule, week04_numpy_sgd
-from benchmarks.timing import Timing
+from benchmarks.timing import Timing, peak_rss_mb
 from benchmarks.w7_long_runs import shipped_fit
 from datamodules.synthetic import week04_blobs
 from sweep import run_sweep
@@ -109,9 +108,9 @@ def scaling_point(members: int, epochs: int) -> dict[str, float]:
         warm_up = Path(scratch) / "one_member.yaml"
         warm_up.write_text("grid:\n  model.init_args.optimizer.init_args.lr: [0.1]\n")
         sweep_seconds("configs/week04.yaml", str(warm_up), "--trainer.max_epochs=1")
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        before = peak_rss_mb()
         seconds = sweep_seconds("configs/week04.yaml", str(grid), f"--trainer.max_epochs={epochs}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     return {
         "members": members,
         "seconds": seconds,
