@@ -34,6 +34,9 @@ OPTIMIZER_ARGS = {
 }
 
 
+SWEEP_FILE_KEYS = ("grid", "snapshots", "max_members", "gradients")
+
+
 class SweepError(ValueError):
     """A mistake in the sweep file or the grid, named by key; nothing has been trained yet."""
 
@@ -67,7 +70,17 @@ def read_sweep_file(path: str) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise SweepError(f"{path}: no such sweep file; pass --sweep configs/sweeps/<name>.yaml")
-    content = yaml.safe_load(file.read_text()) or {}
+    try:
+        content = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SweepError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', None) or error})") from None
+    if not isinstance(content, dict):
+        raise SweepError(f"{path}: needs a 'grid:' mapping of dotted keys to lists of values")
+    unknown = sorted(set(content) - set(SWEEP_FILE_KEYS))
+    if unknown:
+        raise SweepError(f"{path}: unknown key(s) {unknown}; a sweep file holds {', '.join(SWEEP_FILE_KEYS)}")
     grid = content.get("grid")
     if not isinstance(grid, dict) or not grid:
         raise SweepError(f"{path}: needs a 'grid:' mapping of dotted keys to lists of values")
@@ -76,6 +89,12 @@ def read_sweep_file(path: str) -> dict[str, Any]:
             raise SweepError(f"{path}: grid key {key!r} must be a list of values, got {values!r}")
         if not values:
             raise SweepError(f"{path}: grid key {key!r} is an empty list; give it at least one value or remove it")
+    seeds = grid.get("seed", [])
+    if not all(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 for seed in seeds):
+        raise SweepError(f"{path}: grid key 'seed' takes whole numbers >= 0 (init and data-order seeds), got {seeds!r}")
+    max_members = content.get("max_members", 10_000)
+    if isinstance(max_members, bool) or not isinstance(max_members, int) or max_members < 1:
+        raise SweepError(f"{path}: max_members is the largest stack, a whole number >= 1, got {max_members!r}")
     snapshots = content.get("snapshots", [])
     if not isinstance(snapshots, list) or not all(isinstance(e, int) and e > 0 for e in snapshots):
         raise SweepError(f"{path}: snapshots must be a list of positive epoch numbers, got {snapshots!r}")
@@ -85,7 +104,7 @@ def read_sweep_file(path: str) -> dict[str, Any]:
     return {
         "grid": grid,
         "snapshots": snapshots,
-        "max_members": int(content.get("max_members", 10_000)),
+        "max_members": max_members,
         "hand_derived": gradients == "hand",
         "path": path,
     }

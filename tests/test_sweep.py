@@ -205,6 +205,11 @@ grid:
             r"the member with model.init_args.net.hidden_sizes=\[0\]: every layer size must be >= 1",
         ),
         ("snapshots: [1]\n", "needs a 'grid:' mapping"),
+        ("- 1\n- 2\n", "needs a 'grid:' mapping"),
+        ("grid: [\n", r"grid.yaml, line 2, column 1: not valid YAML \(expected the node content"),
+        ("grid:\n  seed: [0, 1]\nsnaphots: [1]\n", r"unknown key\(s\) \['snaphots'\]; a sweep file holds"),
+        ("grid:\n  seed: [0, x]\n", "grid key 'seed' takes whole numbers >= 0"),
+        ("grid:\n  seed: [0, 1]\nmax_members: 0\n", "max_members is the largest stack, a whole number >= 1, got 0"),
     ],
 )
 def test_bad_sweep_files_are_refused_by_key(tmp_path, monkeypatch, text: str, message: str) -> None:
