@@ -99,6 +99,8 @@ def train_stack(
     data = StackedData([m.data for m in stack], first.batch_size, first.shuffle, blocks)
     checkpoint_dir = Path(logger.log_dir) / "checkpoints"
     last = checkpoint_dir / "last.ckpt"
+    if last.is_file():
+        check_same_members(last, names)
     trainer = pl.Trainer(
         max_epochs=len(blocks),
         precision="64-true" if dtype == torch.float64 else "32-true",
@@ -118,6 +120,21 @@ def train_stack(
         warnings.filterwarnings("ignore", message=".*configure_optimizers` returned `None`.*")
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
     return module
+
+
+def check_same_members(checkpoint: Path, names: list[str]) -> None:
+    """A resumed stack must be the one its checkpoint holds: same members, in the same order."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)["sweep_state"]["names"]
+    if saved != names:
+
+        def preview(members: list[str]) -> str:
+            return ", ".join(members) if len(members) <= 6 else f"{', '.join(members[:3])}, ... ({len(members)} in all)"
+
+        raise SweepError(
+            f"--sweep.resume: {checkpoint} holds the members {preview(saved)}, but this sweep file and config make "
+            f"{preview(names)} for that stack. Resume with the sweep file and config of that run, or drop "
+            "--sweep.resume to start a new sweep"
+        )
 
 
 @dataclass

@@ -356,6 +356,7 @@ class SweepModule(pl.LightningModule):
         # Under DDP every rank holds its own members' state: gathered (all ranks call this hook) into the whole stack's.
         whole = map_tensors(self.optimizer.state_dict(), lambda t: self.gather_members(t.to(self.device)).cpu())
         checkpoint["sweep_state"] = {
+            "names": self.names,  # a resume checks that it trains the same members
             "optimizer": whole,
             "diverged_at": [-1 if e is None else e for e in self.diverged_at],
             "results": self.results,
