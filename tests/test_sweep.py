@@ -285,7 +285,7 @@ def test_a_resumed_sweep_equals_the_uninterrupted_one(tmp_path, monkeypatch) -> 
     with pytest.raises(SweepError, match="not a sweep's run directory"):
         run_sweep(make_cli, args, grid, resume=str(tmp_path))
     other = sweep_file(tmp_path, "grid:\n  model.init_args.optimizer.init_args.lr: [0.01, 0.2]\n")
-    with pytest.raises(SweepError, match=r"holds the members lr0.01, lr0.1, but this sweep file and config make lr0.01"):
+    with pytest.raises(SweepError, match=r"holds the members lr0.01, lr0.1, but this sweep file and config make"):
         run_sweep(make_cli, args, other, resume=str(cut.run_dir))
 
 
