@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import json
+import logging
 import sys
 import warnings
 from collections.abc import Callable
@@ -54,6 +55,14 @@ def epochs_per_step(stack: list[Member], epochs: int) -> int:
     x = stack[0].data.x_train
     epoch_bytes = len(stack) * x.numel() * 8
     return max(1, min(epochs, BLOCK_BYTES // epoch_bytes))
+
+
+class WithoutBlockCount(logging.Filter):
+    """Drops Lightning's "`Trainer.fit` stopped: `max_epochs=2` reached.": a stack's Trainer counts blocks of
+    epochs, so beside ``--trainer.max_epochs 10000`` that line misleads; the progress bar names the blocks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("`Trainer.fit` stopped: `max_epochs=")
 
 
 class StackProgressBar(TQDMProgressBar):
@@ -115,10 +124,16 @@ def train_stack(
         log_every_n_steps=1,
         **(hardware or {}),
     )
-    with warnings.catch_warnings():
-        # The stack's optimiser is models.stacked_optim (one lr and state per member), not a torch.optim one.
-        warnings.filterwarnings("ignore", message=".*configure_optimizers` returned `None`.*")
-        trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
+    lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # as train.py's WithoutCloudTips
+    block_count = WithoutBlockCount()
+    lightning_log.addFilter(block_count)
+    try:
+        with warnings.catch_warnings():
+            # The stack's optimiser is models.stacked_optim (one lr and state per member), not a torch.optim one.
+            warnings.filterwarnings("ignore", message=".*configure_optimizers` returned `None`.*")
+            trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
+    finally:
+        lightning_log.removeFilter(block_count)
     return module
 
 

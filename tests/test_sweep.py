@@ -5,6 +5,7 @@ bad sweep files are refused by key before anything trains; a diverging member is
 from __future__ import annotations
 
 import csv
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -410,3 +411,23 @@ def test_members_with_biases_give_back_their_biases(tmp_path, monkeypatch) -> No
     assert [b.shape for b in result.final_biases("h5x4")] == [(5,), (4,), (2,)]
     for a, b in zip(stacked, single):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_lightning_s_block_count_stop_line_is_not_shown(tmp_path, monkeypatch) -> None:
+    """A stack's Trainer counts blocks: "`max_epochs=1` reached" beside --trainer.max_epochs 3 would mislead."""
+    monkeypatch.chdir(tmp_path)
+    seen: list[str] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    recorder = Recorder()
+    lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    lightning_log.addHandler(recorder)
+    try:
+        run_sweep(make_cli, week04(tmp_path), sweep_file(tmp_path, "grid:\n  seed: [0, 1]\n"))
+    finally:
+        lightning_log.removeHandler(recorder)
+    assert any(message.startswith("GPU available") for message in seen)  # the logger does reach the recorder
+    assert not any(message.startswith("`Trainer.fit` stopped") for message in seen)
