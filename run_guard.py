@@ -97,7 +97,8 @@ def parser_complaint(message: str) -> str:
     keys = re.findall(r'Parser key "([^"]+)":', message)
     first_line = message.strip().splitlines()[0]
     if not keys or not first_line.endswith(":"):  # not nested: "Parser key "config": File does not exist: ..."
-        return first_line.rstrip(".")
+        # a YAML error spans lines: "... while parsing a flow node / did not find ... / in "<unicode string>", line 3"
+        return " ".join(message.replace('"<unicode string>"', "the config").split()).rstrip(".")
     innermost = message[message.rfind("Parser key") :]
     found = re.search(r"(?:Got|Given) value: (.+?)(?:\. Got value: .*)?$", innermost, re.M)
     found = found or re.search(r"val='([^']*)'", message)

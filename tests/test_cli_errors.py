@@ -118,6 +118,13 @@ def test_a_trainer_setting_the_machine_cannot_honour_is_one_message(tmp_path, ca
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_config_that_is_not_valid_yaml_is_one_line_with_its_position(tmp_path, capsys) -> None:
+    broken = write(tmp_path / "broken.yaml", "trainer:\n  max_epochs: [\n")
+    line = fails_with_one_message(["fit", "--config", broken], capsys)
+    assert line.startswith("error: Problems parsing config: while parsing a flow node did not find expected node")
+    assert "in the config, line 3, column 1. Every option" in line
+
+
 def test_option_abbreviations_are_refused(tmp_path, capsys) -> None:
     line = fails_with_one_message(flower_args(tmp_path, "--trainer.max_epoch=3"), capsys)
     assert line.startswith("error: unrecognized arguments: --trainer.max_epoch=3. Every option: python train.py")
