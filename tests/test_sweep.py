@@ -424,10 +424,13 @@ def test_lightning_s_block_count_stop_line_is_not_shown(tmp_path, monkeypatch) -
 
     recorder = Recorder()
     lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = lightning_log.level  # experiments.run_all, run in-process by other tests, quiets Lightning's info
     lightning_log.addHandler(recorder)
+    lightning_log.setLevel(logging.INFO)
     try:
         run_sweep(make_cli, week04(tmp_path), sweep_file(tmp_path, "grid:\n  seed: [0, 1]\n"))
     finally:
         lightning_log.removeHandler(recorder)
+        lightning_log.setLevel(level)
     assert any(message.startswith("GPU available") for message in seen)  # the logger does reach the recorder
     assert not any(message.startswith("`Trainer.fit` stopped") for message in seen)
