@@ -15,7 +15,11 @@ from contextlib import contextmanager
 
 @contextmanager
 def long_lived_objects_frozen() -> Iterator[None]:
-    """Collections inside skip every object alive on entry; on exit they are collectable again."""
+    """Collections inside skip every object alive on entry; on exit they are collectable again. Nested uses
+    (a sweep run by ``train.py sweep``) leave it to the outermost."""
+    if gc.get_freeze_count():
+        yield
+        return
     gc.freeze()
     try:
         yield
