@@ -3,7 +3,7 @@
 Pick the module with ``--model models.ManualModule`` (hand-derived gradients, the default in the
 configs) or ``--model models.NativeModule`` (autograd); the network description is shared.
 A mistake the user can fix (data, config value, checkpoint) prints one message and exits 2 with nothing
-written (:mod:`run_guard`); options must be spelled out in full (no abbreviations).
+written (:mod:`commands.errors`); options must be spelled out in full (no abbreviations).
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from callbacks.checkpoints import check_checkpoint
 from callbacks.interrupt_report import InterruptReport
 from callbacks.weights_export import WeightsExport
+from commands.errors import as_config_error, report_and_exit
+from commands.frozen_gc import long_lived_objects_frozen
 from datamodules.base import TensorDataModule
-from frozen_gc import long_lived_objects_frozen
 from models.lightning_modules import MLPModule
-from run_guard import as_config_error, check_checkpoint, report_and_exit
 
 # Run directories this process was about to create, removed again if the run fails with nothing in them.
 PLANNED_RUN_DIRS: list[Path] = []
@@ -208,7 +209,7 @@ def make_cli(args: list[str] | None = None, run: bool = True, instantiate: bool 
             subclass_mode_data=True,
             auto_configure_optimizers=False,
             trainer_defaults={"callbacks": [InterruptReport()]},  # added to the configured callbacks
-            # --trainer.max_epoch must not pass for --trainer.max_epochs; a parse error is raised, for run_guard
+            # --trainer.max_epoch must not pass for --trainer.max_epochs; a parse error is raised, for commands.errors
             # to print in one line (jsonargparse would print the usage and its nested report, ~80 lines)
             parser_kwargs={"allow_abbrev": False, "exit_on_error": False},
             args=args,
@@ -221,11 +222,11 @@ def run_command(argv: list[str], args: list[str] | None) -> None:
     """``compare`` and ``sweep`` run :mod:`compare` and :mod:`sweep` on the same config and overrides; anything
     else is LightningCLI's, whose help lists those two as well."""
     if argv[:1] == ["compare"]:
-        from compare import compare_main
+        from commands.compare import compare_main
 
         raise SystemExit(compare_main(argv[1:], make_cli))
     if argv[:1] == ["sweep"]:
-        from sweep import sweep_main
+        from commands.sweep import sweep_main
 
         raise SystemExit(sweep_main(argv[1:], make_cli))
     if argv in ([], ["-h"], ["--help"]):
@@ -237,8 +238,8 @@ def run_command(argv: list[str], args: list[str] | None) -> None:
 
 
 def cli_main(args: list[str] | None = None) -> None:
-    """The command line: a mistake the user can fix ends in one message and exit status 2 (see :mod:`run_guard`),
-    and garbage collections skip what the imports left (see :mod:`frozen_gc`)."""
+    """The command line: a mistake the user can fix ends in one message and exit status 2 (see :mod:`commands.errors`),
+    and garbage collections skip what the imports left (see :mod:`commands.frozen_gc`)."""
     argv = sys.argv[1:] if args is None else args
     PLANNED_RUN_DIRS.clear()  # this command's only: an in-process caller may have run others before
     try:

@@ -29,8 +29,8 @@ from benchmarks import (  # noqa: E402
 )
 from benchmarks.timing import Timing  # noqa: E402
 from callbacks.figures import new_figure  # noqa: E402
-from reporting.machine import machine_summary  # noqa: E402
-from reporting.tables import markdown_table  # noqa: E402
+from commands.machine import machine_summary  # noqa: E402
+from models.tables import markdown_table  # noqa: E402
 
 
 def timing_table(timings: dict[str, Timing]) -> str:

@@ -18,8 +18,8 @@ import numpy as np
 from benchmarks.baselines import lab4_stacked_numpy_floor, lab4_torch_delta_rule, week04_numpy_sgd
 from benchmarks.timing import Timing, peak_rss_mb
 from benchmarks.w7_long_runs import shipped_fit
+from commands.sweep import run_sweep
 from datamodules.synthetic import week04_blobs
-from sweep import run_sweep
 from train import make_cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from callbacks.batches import collect_rows, datamodule_loader
 from callbacks.tensorboard_dashboard import tensorboard_writer
 from models.base_net import MLPParameters
 from models.layers.heads import predicted_classes
-from reporting.tables import markdown_table
+from models.tables import markdown_table
 
 COLUMNS = (
     "timestamp",

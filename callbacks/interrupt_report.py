@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 
-from run_guard import CheckpointError, check_checkpoint
+from callbacks.checkpoints import CheckpointError, check_checkpoint
 
 
 def newest_whole_checkpoint(trainer: pl.Trainer) -> Path | None:

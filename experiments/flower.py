@@ -10,7 +10,7 @@ from experiments.probe import EpochProbe
 from experiments.report import Report
 from experiments.runner import run
 from models.init import initial_parameters
-from reporting.tables import markdown_table
+from models.tables import markdown_table
 
 # The notebook's printed BCE over its training rows (its output stops at epoch 340 / 270).
 NOTEBOOK_MANUAL = {0: 0.6953976154, 50: 0.6993148162, 100: 0.6955322222, 150: 0.6873939615, 200: 0.6746761329,

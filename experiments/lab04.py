@@ -16,13 +16,13 @@ import torch
 import yaml
 
 from callbacks.figures import new_figure
+from commands.sweep import SweepResult, run_sweep
 from experiments.probe import EpochProbe
 from experiments.report import Report
 from experiments.runner import ROOT, RunResult, run
 from models import ManualModule, MLPSpec
 from models.layers.heads import output_activation
-from reporting.tables import markdown_table
-from sweep import SweepResult, run_sweep
+from models.tables import markdown_table
 from train import make_cli
 
 LAB_CONFIG = ROOT / "configs" / "lab04.yaml"  # the model and data of configs/experiments/lab04.yaml

@@ -11,11 +11,11 @@ from pathlib import Path
 import lightning.pytorch as pl
 
 from callbacks.figures import new_figure
-from compare import max_difference
+from commands.compare import max_difference
 from experiments.probe import EpochProbe
 from experiments.report import Report
 from experiments.runner import CONFIGS, RunResult, run
-from reporting.tables import markdown_table
+from models.tables import markdown_table
 
 NEXT_IDEAS = CONFIGS / "next_ideas"
 BASE = "fashion_mnist_mlp"

@@ -18,13 +18,13 @@ from matplotlib.figure import Figure
 
 from callbacks.figures import new_figure
 from callbacks.gradient_check import check_gradients
+from commands.sweep import SweepResult, run_sweep
 from experiments.probe import EpochProbe, split_metrics
 from experiments.report import Report
 from experiments.runner import ROOT, RunResult, run
 from models import ManualModule, MLPSpec
 from models.manual_net import ManualMLP
-from reporting.tables import markdown_table
-from sweep import SweepResult, run_sweep
+from models.tables import markdown_table
 from train import make_cli
 
 TOY_CONFIG = ROOT / "configs" / "experiments" / "mnist_toy.yaml"

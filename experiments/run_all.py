@@ -17,11 +17,11 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
+from commands.machine import machine_summary
 from experiments import flower, lab04, mnist_next_ideas, mnist_week, week04, week07
 from experiments.report import Report
 from experiments.runner import ROOT
-from reporting.machine import machine_summary
-from reporting.tables import markdown_table
+from models.tables import markdown_table
 
 EXPERIMENTS = {
     "lab04": lab04,

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from callbacks.figures import new_figure
+from commands.sweep import run_sweep
 from experiments.report import Report
 from experiments.runner import ROOT, run
-from reporting.tables import markdown_table
-from sweep import run_sweep
+from models.tables import markdown_table
 from train import make_cli
 
 LRS = (0.01, 0.05, 0.1, 0.2)

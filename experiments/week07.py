@@ -19,12 +19,12 @@ from matplotlib.figure import Figure
 
 from callbacks.figures import decision_boundary_figure, new_figure
 from callbacks.gradient_check import check_gradients
+from commands.sweep import SweepResult, run_sweep
 from experiments.report import Report
 from experiments.runner import ROOT, RunResult, run
 from models.layers.heads import output_activation
 from models.manual_net import ManualMLP
-from reporting.tables import markdown_table
-from sweep import SweepResult, run_sweep
+from models.tables import markdown_table
 from train import make_cli
 
 # The notebook's stds: small 0.01, "xavier" sqrt(2 / (fan_in + fan_out)) = sqrt(2 / 12) for both layers,

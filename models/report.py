@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from reporting.tables import confusion_table
+from models.tables import confusion_table
 
 COLLAPSE_WARNING = (
     "WARNING: every test prediction fell in class {cls}. Precision and recall of the other "

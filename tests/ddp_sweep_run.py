@@ -19,7 +19,7 @@ import lightning.pytorch as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sweep import run_sweep  # noqa: E402
+from commands.sweep import run_sweep  # noqa: E402
 from train import make_cli  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import pytest
 from benchmarks import w4_lenet_update
 from benchmarks.baselines import lab4_stacked_numpy_floor
 from benchmarks.sweeps import LAB4_HIDDEN, LAB4_LRS, QUIET, ROOT
-from sweep import run_sweep
+from commands.sweep import run_sweep
 from train import make_cli
 
 

@@ -11,7 +11,8 @@ import zipfile
 import pytest
 import torch
 
-from run_guard import TRACEBACK_ENV, CheckpointError, check_checkpoint, remove_if_empty
+from callbacks.checkpoints import CheckpointError, check_checkpoint
+from commands.errors import TRACEBACK_ENV, remove_if_empty
 from tests.conftest import ROOT
 from train import cli_main
 

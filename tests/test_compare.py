@@ -13,7 +13,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from compare import (
+from commands.compare import (
     FLOAT32_TOLERANCE,
     FLOAT64_TOLERANCE,
     Comparison,

@@ -11,12 +11,12 @@ import torch
 
 from callbacks.tensorboard_dashboard import TensorBoardDashboard
 from callbacks.tensorboard_logger import EpochTensorBoardLogger
+from commands.sweep import read_sweep_file
 from experiments import lab04, run_all, week07
 from experiments.probe import EpochProbe
 from experiments.runner import CONFIGS, QUIET, run
 from models.lightning_modules import MLPModule
 from models.spec import MLPSpec
-from sweep import read_sweep_file
 from tests.conftest import ROOT, needs_debian_fashion
 from train import make_cli
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from frozen_gc import long_lived_objects_frozen
+from commands.frozen_gc import long_lived_objects_frozen
 
 
 def test_the_outermost_use_freezes_and_unfreezes_and_nested_uses_leave_it_alone() -> None:

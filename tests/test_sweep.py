@@ -16,9 +16,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from commands.sweep import best_member, export_member, run_sweep, sweep_main
+from commands.sweep_grid import SweepError, representatives
 from models.sweep_module import SweepModule
-from sweep import best_member, export_member, run_sweep, sweep_main
-from sweep_grid import SweepError, representatives
 from train import cli_main, make_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -362,7 +362,7 @@ def test_the_sweep_logs_where_the_config_logs_and_titles_its_bar_with_the_stack(
 
 
 def test_results_csv_quotes_list_values(tmp_path) -> None:
-    from reporting.sweep_results import write_results
+    from commands.sweep_results import write_results
 
     row = {"member": "h3x3", "values": {"model.init_args.net.hidden_sizes": [3, 3]}, "epoch": 1, "train_loss": 0.5}
     row |= {"test_loss": 0.4, "test_accuracy": 1.0, "test_precision": 1.0, "test_recall": 1.0, "test_f1": 1.0}

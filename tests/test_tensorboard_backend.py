@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from callbacks.tensorboard_hparams import TICKED
-from compare import compare_main
+from commands.compare import compare_main
 from tests.conftest import ROOT
 from train import make_cli
 

@@ -19,11 +19,11 @@ import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 
+from commands.errors import ConfigError, expected_types
 from datamodules.csv_table import DataError
 from models.schedules import check_rows_per_update
 from models.spec import MLPSpec
 from models.sweep_module import MemberData
-from run_guard import ConfigError, expected_types
 
 SEED_KEYS = ("model.init_args.net.init_seed", "data.init_args.seed")
 MEMBER_KEYS = ("model.", "data.")  # what a member's config may vary; the trainer is the sweep's own

@@ -40,12 +40,21 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from frozen_gc import long_lived_objects_frozen
+from commands.frozen_gc import long_lived_objects_frozen
+from commands.sweep_grid import (
+    SEED_KEYS,
+    LoadedData,
+    Member,
+    SweepError,
+    build_member,
+    check_axes,
+    plan_stacks,
+    read_sweep_file,
+)
+from commands.sweep_results import write_results
+from commands.sweep_tensorboard import write_heat_maps, write_member_runs
 from models.sweep_module import StackedData, SweepModule, epoch_blocks
-from reporting.sweep_results import write_results
-from reporting.sweep_tensorboard import write_heat_maps, write_member_runs
-from reporting.tables import plain_table
-from sweep_grid import SEED_KEYS, LoadedData, Member, SweepError, build_member, check_axes, plan_stacks, read_sweep_file
+from models.tables import plain_table
 
 BLOCK_BYTES = 64 * 2**20  # the stacked training rows of one Lightning step
 

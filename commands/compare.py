@@ -32,9 +32,9 @@ from callbacks.tensorboard_compare import write_comparison
 from callbacks.tensorboard_dashboard import TensorBoardDashboard, tensorboard_command
 from callbacks.tensorboard_logger import EpochTensorBoardLogger
 from callbacks.weights_export import format_weights, notebook_weights
+from commands.errors import USAGE_ERROR_STATUS
 from models.lightning_modules import DivergenceError, MLPModule
-from reporting.tables import confusion_table, markdown_table, plain_table
-from run_guard import USAGE_ERROR_STATUS
+from models.tables import confusion_table, markdown_table, plain_table
 
 MODELS = {"manual": "models.ManualModule", "native": "models.NativeModule"}
 FLOAT64_TOLERANCE = 1e-9

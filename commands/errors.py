@@ -12,12 +12,12 @@ import os
 import re
 import shutil
 import sys
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+from callbacks.checkpoints import CheckpointError
 from datamodules.csv_table import DataError
 from models.lightning_modules import DivergenceError
 from models.schedules import ScheduleError
@@ -31,10 +31,6 @@ SETUP_FILES = ("config.yaml", "hparams.yaml", "weights_initial.json")
 
 class ConfigError(ValueError):
     """A config value a class refused; the message is the class's own, which names the key."""
-
-
-class CheckpointError(ValueError):
-    """``--ckpt_path`` names no usable checkpoint."""
 
 
 USER_ERRORS = (DataError, ConfigError, CheckpointError, DivergenceError, ScheduleError)
@@ -137,32 +133,6 @@ def user_message(error: BaseException, checkpoint: str | None = None) -> str | N
                 "runs/<name>/version_<n>/checkpoints/."
             )
     return None
-
-
-def check_checkpoint(path: str | Path) -> None:
-    """A missing, empty, truncated or non-checkpoint file fails here, with its path, before any run starts."""
-    path = Path(path)
-    where = f"--ckpt_path {path}"
-    if not path.is_file():
-        raise CheckpointError(f"{where}: {'a directory' if path.is_dir() else 'no such file'}. Check the path.")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{where}: the file is empty (an interrupted save?). Use another checkpoint.")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-            records = {name.split("/", 1)[-1] for name in archive.namelist()}
-    except zipfile.BadZipFile:
-        raise CheckpointError(
-            f"{where}: not a PyTorch checkpoint, or cut short (it is not the zip archive torch.save writes). "
-            "Use a .ckpt from runs/<name>/version_<n>/checkpoints/."
-        ) from None
-    if damaged is not None:
-        raise CheckpointError(f"{where}: damaged ({damaged} fails its checksum). Use another checkpoint.")
-    if not {"data.pkl", "version"} <= records:
-        raise CheckpointError(
-            f"{where}: a zip archive, but not one torch.save wrote (no data.pkl and version records). "
-            "Use a .ckpt from runs/<name>/version_<n>/checkpoints/."
-        )
 
 
 def remove_if_empty(run_dir: Path) -> bool:

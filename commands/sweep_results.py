@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from callbacks.figures import new_figure
-from reporting.tables import markdown_table
+from models.tables import markdown_table
 
 CLASSIFICATION_COLUMNS = ["test_accuracy", "test_precision", "test_recall", "test_f1"]
 
