@@ -17,12 +17,12 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
-from torchmetrics.functional.classification import multiclass_f1_score, multiclass_precision, multiclass_recall
 
 from callbacks.batches import collect_rows, datamodule_loader
 from callbacks.tensorboard_dashboard import tensorboard_writer
 from models.base_net import MLPParameters
-from models.layers.heads import predicted_classes
+from models.epoch_blocks import epochs_done
+from models.metrics import metric_collection, metric_inputs
 from models.tables import markdown_table
 
 COLUMNS = (
@@ -63,14 +63,8 @@ def evaluate(net: MLPParameters, x: Tensor, y: Tensor, device: torch.device, dty
     """Logits and macro P/R/F1 of a copy of ``net`` on ``device`` in ``dtype`` (metrics on CPU)."""
     copy_net = copy.deepcopy(net).to(device=device, dtype=dtype)
     logits = copy_net(x.to(device=device, dtype=dtype)).cpu()
-    preds, truth = predicted_classes(net.spec.head, logits), y.reshape(-1).long().cpu()
-    k = net.spec.num_classes
-    return {
-        "logits": logits.double(),
-        "precision": float(multiclass_precision(preds, truth, k, average="macro")),
-        "recall": float(multiclass_recall(preds, truth, k, average="macro")),
-        "f1": float(multiclass_f1_score(preds, truth, k, average="macro")),
-    }
+    values = metric_collection(net.spec)(*metric_inputs(net.spec, logits, y.cpu()))
+    return {"logits": logits.double(), **{m: float(values[m]) for m in ("precision", "recall", "f1")}}
 
 
 def append_rows(table: Path, rows: list[dict]) -> None:
@@ -171,7 +165,7 @@ class F1Comparison(pl.Callback):
         self.rows = self._rows(pl_module, net, results, descriptions, run_dir)
         table = self.resolve_table(trainer)
         append_rows(table, self.rows)
-        self._report(trainer, table)
+        self._report(trainer, table, epochs_done(trainer, pl_module))
 
     def _rows(
         self,
@@ -202,7 +196,7 @@ class F1Comparison(pl.Callback):
             for (accelerator, dtype_name), r in results.items()
         ]
 
-    def _report(self, trainer: pl.Trainer, table: Path) -> None:
+    def _report(self, trainer: pl.Trainer, table: Path, epochs: int) -> None:
         text = comparison_markdown(self.rows)
         missing = ", ".join(f"{k} ({why})" for k, why in self.unavailable.items()) or "none"
         rank_zero_info(
@@ -212,4 +206,4 @@ class F1Comparison(pl.Callback):
         )
         writer = tensorboard_writer(trainer)
         if writer is not None:
-            writer.add_text("f1_comparison", text_report(self.rows, missing, table), trainer.current_epoch)
+            writer.add_text("f1_comparison", text_report(self.rows, missing, table), epochs)

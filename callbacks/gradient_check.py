@@ -23,6 +23,7 @@ from torch import Tensor
 from callbacks.batches import collect_rows, datamodule_loader
 from callbacks.tensorboard_dashboard import tensorboard_writer
 from models.base_net import MLPParameters
+from models.epoch_blocks import epochs_done, every_n
 from models.layers import LeakyReLU, ReLU
 from models.manual_net import LayerChain, ManualMLP
 from models.native_net import NativeMLP
@@ -236,13 +237,17 @@ class GradientCheck(pl.Callback):
         self.last_errors: list[ParameterError] = []
         self.last_grade: Grade | None = None
 
+    def observed_epochs(self, max_epochs: int | None) -> range:
+        """Where epoch blocks must end (``models.epoch_blocks.EpochObserver``): the epochs it checks at."""
+        return every_n(self.every_n_epochs, max_epochs)
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.at_fit_start:
-            self.check(trainer, pl_module, "fit start", trainer.current_epoch)
+            self.check(trainer, pl_module, "fit start", epochs_done(trainer, pl_module))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        epoch = trainer.current_epoch + 1
-        if self.every_n_epochs > 0 and epoch % self.every_n_epochs == 0:
+        epoch = epochs_done(trainer, pl_module)
+        if self.every_n_epochs > 0 and epoch > 0 and epoch % self.every_n_epochs == 0:
             self.check(trainer, pl_module, f"end of epoch {epoch}", epoch)
 
     def check(

@@ -2,8 +2,10 @@
 
 One step convention: ``train/loss_update`` is keyed by optimiser update; everything else (the
 module's ``*_epoch`` tags through :class:`callbacks.tensorboard_logger.EpochTensorBoardLogger`,
-histograms, figures, text) by the number of epochs completed. Each piece has a switch; only rank 0
-writes. Non-finite weights or losses never stop the dashboard: it draws what is finite and says so.
+histograms, figures, text) by the number of notebook epochs completed, whatever the block size: the
+dashboard tells the module which epochs it observes, and epoch blocks end at each of them. Each
+piece has a switch; only rank 0 writes. Non-finite weights or losses never stop the dashboard: it
+draws what is finite and says so.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from callbacks.tensorboard_hparams import (
     write_session_start,
 )
 from callbacks.weights_export import format_weights, layout_text, notebook_weights
+from models.epoch_blocks import epochs_done, every_n
 from models.layers.heads import output_activation
 from models.native_net import NativeMLP
 from models.spec import MLPSpec
@@ -146,9 +149,16 @@ class TensorBoardDashboard(pl.Callback):
             self._warned.add(message)
             rank_zero_warn(f"TensorBoardDashboard: {message}")
 
+    def observed_epochs(self, max_epochs: int | None) -> list[int]:
+        """Where epoch blocks must end (``models.epoch_blocks.EpochObserver``): histogram and boundary epochs."""
+        epochs = list(every_n(self.histogram_every_n_epochs, max_epochs)) if self.histograms else []
+        if self.decision_boundary:
+            epochs += every_n(self.decision_boundary_every_n_epochs, max_epochs)
+        return epochs
+
     @staticmethod
-    def _due(every: int, trainer: pl.Trainer) -> bool:
-        return every > 0 and (trainer.current_epoch + 1) % every == 0
+    def _due(every: int, epochs: int) -> bool:
+        return every > 0 and epochs > 0 and epochs % every == 0
 
     # ---- start: HParams, graph ---------------------------------------------------------------
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -197,14 +207,14 @@ class TensorBoardDashboard(pl.Callback):
             self._pending.append(latest_update_losses(pl_module, outputs))
         # The gradients are read here: validation, before epoch end, sets them to None.
         last = batch_idx + 1 == trainer.num_training_batches
-        if last and self.histograms and self._due(self.histogram_every_n_epochs, trainer):
+        if last and self.histograms and self._due(self.histogram_every_n_epochs, epochs_done(trainer, pl_module)):
             self._write_histograms(trainer, pl_module)
 
     def _write_histograms(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         writer = self._writer(trainer)
         if writer is None:
             return
-        epoch = trainer.current_epoch + 1
+        epoch = epochs_done(trainer, pl_module)
         for name, param in pl_module.named_parameters():
             self._histogram(writer, f"weights/{name}", param, epoch)
             if param.grad is not None:
@@ -243,8 +253,9 @@ class TensorBoardDashboard(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._flush_update_losses(trainer)
         writer = self._writer(trainer)
-        if writer is not None and self.decision_boundary and self._due(self.decision_boundary_every_n_epochs, trainer):
-            self._write_decision_boundary(trainer, pl_module, writer, trainer.current_epoch + 1)
+        epochs = epochs_done(trainer, pl_module)
+        if writer is not None and self.decision_boundary and self._due(self.decision_boundary_every_n_epochs, epochs):
+            self._write_decision_boundary(trainer, pl_module, writer, epochs)
 
     def _write_decision_boundary(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, writer: SummaryWriter, epochs_done: int
@@ -271,7 +282,7 @@ class TensorBoardDashboard(pl.Callback):
         writer = self._writer(trainer)
         if writer is None:
             return
-        epochs = getattr(pl_module, "epochs_done", trainer.current_epoch)  # Lightning's counts blocks of epochs
+        epochs = epochs_done(trainer, pl_module)
         if self.loss_curve and self.update_losses:
             updates_per_epoch = len(self.update_losses) // max(epochs, 1)
             figure = loss_curve_figure({type(pl_module).__name__: self.update_losses}, updates_per_epoch)
@@ -306,7 +317,7 @@ class TensorBoardDashboard(pl.Callback):
         writer = self._writer(trainer)
         if writer is not None:
             figure = confusion_matrix_figure(confusion, f"Test confusion matrix, {type(pl_module).__name__}")
-            writer.add_figure("figures/confusion_matrix", figure, trainer.current_epoch)
+            writer.add_figure("figures/confusion_matrix", figure, epochs_done(trainer, pl_module))
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         writer = self._writer(trainer)

@@ -53,17 +53,21 @@ from commands.sweep_grid import (
 )
 from commands.sweep_results import write_results
 from commands.sweep_tensorboard import write_heat_maps, write_member_runs
-from models.sweep_module import StackedData, SweepModule, epoch_blocks
+from models.epoch_blocks import plan_blocks
+from models.sweep_module import StackedData, SweepModule, shares_tensors, stack_loader, widest_spec
 from models.tables import plain_table
 
 BLOCK_BYTES = 64 * 2**20  # the stacked training rows of one Lightning step
 
 
-def epochs_per_step(stack: list[Member], epochs: int) -> int:
-    """Notebook epochs per Lightning step: as many as fit a stacked block of BLOCK_BYTES."""
-    x = stack[0].data.x_train
-    epoch_bytes = len(stack) * x.numel() * 8
-    return max(1, min(epochs, BLOCK_BYTES // epoch_bytes))
+def epochs_per_block(stack: list[Member], epochs: int) -> int:
+    """Notebook epochs per Lightning epoch: as many whole epochs as fit a block of BLOCK_BYTES (0: an epoch does not
+    fit, so the stack streams it in batches). Members that share their data and order share each block's rows."""
+    data = [m.data for m in stack]
+    copies = 1 if shares_tensors(data) and (len({d.seed for d in data}) == 1 or not stack[0].shuffle) else len(stack)
+    x = data[0].x_train
+    epoch_bytes = copies * x.numel() * x.element_size()
+    return min(epochs, BLOCK_BYTES // epoch_bytes)
 
 
 class WithoutBlockCount(logging.Filter):
@@ -75,16 +79,21 @@ class WithoutBlockCount(logging.Filter):
 
 
 class StackProgressBar(TQDMProgressBar):
-    """Lightning's bar, titled with the stack it trains: a sweep's stacks (chunks of at most ``max_members``)
-    each get a Trainer of their own, so the bar says which chunk of how many is running."""
+    """Lightning's bar, titled with the stack it trains and counting notebook epochs: a sweep's stacks (chunks of
+    at most ``max_members``) each get a Trainer of their own, whose epochs are blocks of notebook epochs."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, epochs: int) -> None:
         super().__init__()
-        self.title = title
+        self.title, self.epochs = title, epochs
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_train_epoch_start(trainer, pl_module)  # Lightning titles the bar "Epoch <n>": a block here
-        self.train_progress_bar.set_description(f"{self.title}, block {trainer.current_epoch + 1}/{trainer.max_epochs}")
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: object, batch_idx: int
+    ) -> None:
+        super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
+        if batch_idx == 0:  # after Lightning's own "Epoch <n>" label, which counts blocks from 0
+            block = pl_module.plan[trainer.current_epoch]
+            epochs = f"epoch {block.stop}" if len(block) == 1 else f"epochs {block.start + 1}-{block.stop}"
+            self.train_progress_bar.set_description(f"{self.title}: {epochs} of {self.epochs}")
 
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, int | str | float]:
         metrics = super().get_metrics(trainer, pl_module)
@@ -111,21 +120,26 @@ def train_stack(
     names = [m.name for m in stack]
     lrs = [m.lr for m in stack]
     specs = [m.spec for m in stack]
-    module = SweepModule(specs, lrs, first.optimizer, first.rows_per_update, snapshots, names, epochs, hand_derived)
+    per_block = epochs_per_block(stack, epochs)
+    plan = plan_blocks(0, epochs, max(per_block, 1), snapshots)
+    loader = stack_loader([m.data for m in stack], first.batch_size, first.shuffle, whole_epochs=per_block > 0)
+    loader.set_epochs(plan[0])  # Lightning counts the loader's batches before the first epoch starts
+    module = SweepModule(
+        specs, lrs, first.optimizer, first.rows_per_update, snapshots, names, plan, hand_derived, first.divergence
+    )
     module.to(dtype)
-    blocks = epoch_blocks(epochs, epochs_per_step(stack, epochs), snapshots)
-    data = StackedData([m.data for m in stack], first.batch_size, first.shuffle, blocks)
+    data = StackedData([m.data for m in stack], loader)
     checkpoint_dir = Path(logger.log_dir) / "checkpoints"
     last = checkpoint_dir / "last.ckpt"
     if last.is_file():
         check_same_members(last, names)
     trainer = pl.Trainer(
-        max_epochs=len(blocks),
+        max_epochs=len(plan),
         precision="64-true" if dtype == torch.float64 else "32-true",
         logger=logger,
         callbacks=[
             ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0),
-            *([StackProgressBar(title)] if progress_bar else []),
+            *([StackProgressBar(title, epochs)] if progress_bar else []),
             *(callbacks or []),
         ],
         enable_model_summary=False,
@@ -229,7 +243,8 @@ def run_sweep(
     trained = []
     with long_lived_objects_frozen():
         for i, stack in enumerate(stacks):
-            title = f"stack {i + 1}/{len(stacks)}: {len(stack)} members, {stack[0].spec.summary}"
+            members = f"{len(stack)} member{'s' if len(stack) != 1 else ''}"
+            title = f"stack {i + 1}/{len(stacks)}: {members}, {widest_spec([m.spec for m in stack]).summary}"
             print(title, flush=True)
             logger = TensorBoardLogger(
                 save_dir, name=name, version=f"version_{version}/stack_{i}", default_hp_metric=False, max_queue=10_000

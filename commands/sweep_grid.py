@@ -8,6 +8,7 @@ Members that can share a stack are grouped by :func:`plan_stacks`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import inspect
 import json
@@ -21,6 +22,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from commands.errors import ConfigError, expected_types
 from datamodules.csv_table import DataError
+from models.divergence import DivergenceRule
 from models.schedules import check_rows_per_update
 from models.spec import MLPSpec
 from models.sweep_module import MemberData
@@ -52,6 +54,7 @@ class Member:
     data: MemberData
     batch_size: int
     shuffle: bool
+    divergence: DivergenceRule
 
     def stack_key(self) -> str:
         """What members of one stack must share: everything but lr, seeds, init and hidden widths."""
@@ -62,7 +65,9 @@ class Member:
         }
         spec["depth"] = len(self.spec.hidden_sizes)
         return json.dumps(
-            [spec, self.optimizer, self.rows_per_update, self.batch_size, self.shuffle], sort_keys=True, default=str
+            [spec, self.optimizer, self.rows_per_update, self.batch_size, self.shuffle, self.divergence],
+            sort_keys=True,
+            default=str,
         )
 
 
@@ -202,9 +207,11 @@ class LoadedData:
 
 
 def load_data(config: Namespace, loaded: dict[str, LoadedData]) -> LoadedData:
-    """The member's DataModule, read once per distinct data config: members that differ only in the model
-    (an lr or width grid) share the same tensors."""
-    key = json.dumps(config.as_dict(), sort_keys=True, default=str)
+    """The member's DataModule, read once per distinct data config: members that differ only in the model or in
+    their data-order seed (which orders the rows, never makes them) share the same tensors."""
+    settings = config.as_dict()
+    seed = int(settings["init_args"].pop("seed", 0))
+    key = json.dumps(settings, sort_keys=True, default=str)
     if key not in loaded:
         module_name, class_name = config.class_path.rsplit(".", 1)
         try:
@@ -218,7 +225,8 @@ def load_data(config: Namespace, loaded: dict[str, LoadedData]) -> LoadedData:
         x_test, y_test = datamodule.tensors("test")[:2]
         data = MemberData(x_train, y_train, x_test, y_test, seed=int(datamodule.seed))
         loaded[key] = LoadedData(data, int(datamodule.batch_size), bool(datamodule.shuffle))
-    return loaded[key]
+    shared = loaded[key]
+    return LoadedData(dataclasses.replace(shared.data, seed=seed), shared.batch_size, shared.shuffle)
 
 
 def build_member(cli: LightningCLI, values: dict[str, Any], loaded: dict[str, LoadedData]) -> Member:
@@ -230,6 +238,7 @@ def build_member(cli: LightningCLI, values: dict[str, Any], loaded: dict[str, Lo
     try:  # what the member's own MLPModule would check (the sweep's CLI parses but instantiates nothing)
         spec = MLPSpec(**model.net.as_dict())
         check_rows_per_update(model.rows_per_update)
+        divergence = DivergenceRule(model.divergence_loss_growth, model.divergence_max_weight)
     except ValueError as error:  # a value of the right type that the net refuses, e.g. a hidden width of 0
         grid_values = ", ".join(f"{key}={value!r}" for key, value in values.items())
         raise SweepError(f"the member with {grid_values}: {error}. Change it in the grid or the config") from None
@@ -251,6 +260,7 @@ def build_member(cli: LightningCLI, values: dict[str, Any], loaded: dict[str, Lo
         data=data.data,
         batch_size=data.batch_size,
         shuffle=data.shuffle,
+        divergence=divergence,
     )
 
 

@@ -1,18 +1,24 @@
-"""Batches cut from tensors held whole, in a seeded order that both modules see identically.
+"""Batches cut from tensors held whole, in a seeded order per notebook epoch: the one loader of single runs and
+sweeps.
 
-This is the fast path for small tables: no per-item ``__getitem__`` and no collate. The training
-module calls ``loader.set_epoch(epoch)`` at every epoch start (``on_train_epoch_start``), which
-selects that epoch's order (or, with :meth:`TensorBatchLoader.group_epochs`, the block of epochs one
-training step runs).
+No per-item ``__getitem__`` and no collate: a batch is one index into whole-split tensors. The training module
+says which notebook epochs (0-based) a Lightning epoch serves (:meth:`TensorBatchLoader.set_epochs`): one epoch
+gives that epoch's batches; several give one batch holding each of those epochs whole, in its own order (epoch
+blocks, :mod:`models.epoch_blocks`).
 
-Under DDP (``torch.distributed`` initialised when the loader is iterated) every rank reads its own
-shard of the same epoch order; ``batch_size`` is per rank, so a global batch is
-``batch_size * world_size`` rows. See :func:`rank_batch_slices` for the exact cut.
+A sweep's stack trains many members at once. Members whose data order is the same (one data seed, or no
+shuffling) share every batch: ``(rows, ...)``, one copy. Members with orders of their own (``seed`` given per
+member) get batches with a leading member dimension, ``(M, rows, ...)``, each member's rows in its own order;
+per-member tensors ``(M, n, ...)`` (``per_member_tensors``) serve members whose data differ.
+
+Under DDP (``torch.distributed`` initialised when the loader is iterated) every rank reads its own shard of the
+same epoch order; ``batch_size`` is per rank, so a global batch is ``batch_size * world_size`` rows. See
+:func:`rank_batch_slices` for the exact cut.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -30,30 +36,25 @@ class EpochPermutation:
 
     def __init__(self, n: int, shuffle: bool, seed: int) -> None:
         self.n, self.shuffle, self.seed = n, shuffle, seed
-        self.epoch = 0
         self.keep = 2
-        self._restart()
+        self.restart()
 
-    def _restart(self) -> None:
-        self._rng = np.random.default_rng(self.seed)
-        self._drawn: dict[int, np.ndarray] = {}
-        self._next = 0
+    def restart(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+        self.drawn: dict[int, np.ndarray] = {}
+        self.next_epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def order(self, epoch: int | None = None) -> np.ndarray:
-        """The order of ``epoch`` (by default the epoch set last)."""
-        epoch = self.epoch if epoch is None else epoch
+    def order(self, epoch: int) -> np.ndarray:
+        """The row order of notebook epoch ``epoch`` (0-based)."""
         if not self.shuffle:
             return np.arange(self.n)
-        if epoch < self._next and epoch not in self._drawn:
-            self._restart()
-        while self._next <= epoch:
-            self._drawn[self._next] = self._rng.permutation(self.n)
-            self._drawn.pop(self._next - self.keep, None)
-            self._next += 1
-        return self._drawn[epoch]
+        if epoch < self.next_epoch and epoch not in self.drawn:
+            self.restart()
+        while self.next_epoch <= epoch:
+            self.drawn[self.next_epoch] = self.rng.permutation(self.n)
+            self.drawn.pop(self.next_epoch - self.keep, None)
+            self.next_epoch += 1
+        return self.drawn[epoch]
 
 
 def rank_and_world_size() -> tuple[int, int]:
@@ -99,7 +100,11 @@ def rank_batch_slices(n: int, batch_size: int, rank: int, world_size: int, drop_
 
 
 class TensorBatchLoader:
-    """Iterable of batches ``(t[idx] for t in tensors)`` with ``idx`` a slice of the epoch's order.
+    """Iterable of batches ``(t[idx] for t in tensors)`` with ``idx`` positions of the epoch's order.
+
+    ``seed`` is one data seed, or one per member of a sweep's stack (see the module docstring).
+    ``whole_epochs`` makes every Lightning epoch one batch holding each epoch set by :meth:`set_epochs` whole,
+    however many batches an epoch has (a sweep's blocks); a single run groups only epochs of one batch.
 
     The rank and world size are read when the loader is measured or iterated, not when it is built,
     so DataModules need no DDP code: under DDP each rank gets its shard of every global batch.
@@ -112,77 +117,112 @@ class TensorBatchLoader:
         tensors: tuple[Tensor, ...],
         batch_size: int,
         shuffle: bool = False,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         drop_last: bool = False,
         shard: bool = True,
+        per_member_tensors: bool = False,
+        whole_epochs: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        n = len(tensors[0])
-        if any(len(t) != n for t in tensors):
-            raise ValueError(f"all tensors need the same length, got {[len(t) for t in tensors]}")
-        self.tensors = tensors
-        self.batch_size = batch_size
-        self.drop_last = drop_last
-        self.shard = shard
-        self.permutation = EpochPermutation(n, shuffle, seed)
-        self.epochs_per_batch = 1
-        self.total_epochs: int | None = None
+        rows_axis = 1 if per_member_tensors else 0
+        n = tensors[0].shape[rows_axis]
+        if any(t.shape[rows_axis] != n for t in tensors):
+            raise ValueError(f"all tensors need the same length, got {[t.shape[rows_axis] for t in tensors]}")
+        self.tensors, self.batch_size, self.shuffle = tensors, batch_size, shuffle
+        self.drop_last, self.shard, self.whole_epochs = drop_last, shard, whole_epochs
+        self.per_member_tensors = per_member_tensors
+        self.seeds = [seed] if isinstance(seed, int) else list(seed)
+        # one order per distinct seed: members that share a data order share every batch
+        distinct = dict.fromkeys(self.seeds) if shuffle else [self.seeds[0]]
+        self.orders = {s: EpochPermutation(n, shuffle, s) for s in distinct}
+        self.epochs = range(0, 1)
+
+    @property
+    def n(self) -> int:
+        return next(iter(self.orders.values())).n
+
+    @property
+    def seed(self) -> int:
+        return self.seeds[0]
+
+    @property
+    def member_orders(self) -> bool:
+        """Whether batches carry one order per member (a member dimension) rather than one shared order."""
+        return len(self.orders) > 1
 
     def set_epoch(self, epoch: int) -> None:
-        """Select epoch ``epoch``'s row order (0-based, Lightning's ``current_epoch``)."""
-        self.permutation.set_epoch(epoch)
+        """Serve notebook epoch ``epoch`` (0-based)."""
+        self.set_epochs(range(epoch, epoch + 1))
 
-    def group_epochs(self, epochs_per_batch: int, total_epochs: int | None) -> None:
-        """Serve ``epochs_per_batch`` whole epochs as one batch, so one training step can run them all.
-
-        The loader's epoch then numbers these batches: batch b holds epochs ``b*epochs_per_batch``
-        onwards, each in the order it has alone; the last batch stops at ``total_epochs``. Only an epoch
-        that is one batch can be grouped.
-        """
-        if len(self._slices()) != 1:
+    def set_epochs(self, epochs: range) -> None:
+        """Serve these notebook epochs (0-based); several are served as one batch, each epoch whole in its order."""
+        if len(epochs) > 1 and not self.whole_epochs and len(self.slices()) != 1:
             raise ValueError(f"an epoch of {len(self)} batches cannot be grouped; it must be one batch")
-        self.epochs_per_batch, self.total_epochs = epochs_per_batch, total_epochs
-        self.permutation.keep = max(self.permutation.keep, epochs_per_batch + 1)
-
-    def epochs_in_batch(self) -> range:
-        """The epochs the loader's current epoch serves (just that epoch unless grouped)."""
-        first = self.permutation.epoch * self.epochs_per_batch
-        last = first + self.epochs_per_batch
-        return range(first, last if self.total_epochs is None else min(last, self.total_epochs))
+        self.epochs = epochs
+        for order in self.orders.values():
+            order.keep = max(order.keep, len(epochs) + 1)
 
     def unsharded(self) -> TensorBatchLoader:
-        """The same batches as a single process reads them (same order, epoch and batch size)."""
-        permutation = self.permutation
+        """The same batches as a single process reads them (same order, epochs and batch size)."""
         whole = TensorBatchLoader(
-            self.tensors, self.batch_size, permutation.shuffle, permutation.seed, self.drop_last, False
+            self.tensors,
+            self.batch_size,
+            self.shuffle,
+            self.seeds if len(self.seeds) > 1 else self.seed,
+            self.drop_last,
+            False,
+            self.per_member_tensors,
+            self.whole_epochs,
         )
-        whole.set_epoch(permutation.epoch)
+        whole.set_epochs(self.epochs)
         return whole
 
-    def _slices(self, rank: int | None = None, world_size: int | None = None) -> list[slice]:
+    def slices(self, rank: int | None = None, world_size: int | None = None) -> list[slice]:
+        """Positions in an epoch's order of each of this rank's batches."""
         this_rank, this_world_size = rank_and_world_size() if self.shard else (0, 1)
         rank = this_rank if rank is None else rank
         world_size = this_world_size if world_size is None else world_size
-        return rank_batch_slices(self.permutation.n, self.batch_size, rank, world_size, self.drop_last)
+        return rank_batch_slices(self.n, self.batch_size, rank, world_size, self.drop_last)
+
+    def grouped(self) -> bool:
+        return self.whole_epochs or len(self.epochs) > 1
 
     def __len__(self) -> int:
-        return len(self._slices())
+        return 1 if self.grouped() else len(self.slices())
 
     def batch_rows(self, rank: int | None = None, world_size: int | None = None) -> list[int]:
-        """Rows in each batch of ``rank`` among ``world_size`` (default: this process), in order; lets a
-        module count its optimiser updates ahead of time."""
-        return [s.stop - s.start for s in self._slices(rank, world_size)]
+        """Rows in each batch of one epoch of ``rank`` among ``world_size`` (default: this process), in order;
+        lets a module count its optimiser updates ahead of time and cut a block's updates per batch."""
+        return [s.stop - s.start for s in self.slices(rank, world_size)]
+
+    def epoch_positions(self, epoch: int, positions: np.ndarray | slice) -> np.ndarray:
+        """Row indices at ``positions`` of the epoch's order: (rows,), or (M, rows) with member orders."""
+        by_seed = {seed: order.order(epoch)[positions] for seed, order in self.orders.items()}
+        if not self.member_orders:
+            return next(iter(by_seed.values()))
+        return np.stack([by_seed[seed] for seed in self.seeds])
+
+    def gather(self, index: np.ndarray) -> tuple[Tensor, ...]:
+        """The rows at ``index`` of every tensor: shared or per-member tensors, shared or per-member index."""
+        idx = torch.from_numpy(index)
+        if not self.member_orders:
+            return tuple(t[:, idx] if self.per_member_tensors else t[idx] for t in self.tensors)
+        if not self.per_member_tensors:
+            return tuple(t[idx] for t in self.tensors)
+        return tuple(torch.take_along_dim(t, idx.reshape(*idx.shape, *[1] * (t.ndim - 2)), dim=1) for t in self.tensors)
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        if self.epochs_per_batch > 1:
-            (positions,) = self._slices()
-            epochs = self.epochs_in_batch()
-            if epochs:
-                idx = torch.cat([torch.from_numpy(self.permutation.order(e))[positions] for e in epochs])
-                yield tuple(t[idx] for t in self.tensors)
+        batches = self.slices()
+        if self.grouped():
+            if not self.epochs:
+                return
+            positions = np.concatenate([np.arange(s.start, s.stop) for s in batches])
+            if not self.shuffle:  # every epoch in file order: Lab 4's thousands of epochs need it once
+                yield self.gather(np.tile(self.epoch_positions(0, positions), len(self.epochs)))
+                return
+            yield self.gather(np.concatenate([self.epoch_positions(e, positions) for e in self.epochs], axis=-1))
             return
-        order = torch.from_numpy(self.permutation.order())
-        for positions in self._slices():
-            idx = order[positions]
-            yield tuple(t[idx] for t in self.tensors)
+        (epoch,) = self.epochs
+        for positions in batches:
+            yield self.gather(self.epoch_positions(epoch, positions))

@@ -1,35 +1,44 @@
-"""Several notebook epochs in one Lightning training step, for runs whose epoch is one small batch.
+"""Several notebook epochs in one Lightning epoch, for runs whose epoch is one small batch, planned so that every
+epoch a user sets or reads is still a notebook epoch.
 
-Lightning spends milliseconds around every epoch (hooks, logging, validation, checkpoints), while an
-epoch of a 2-10-2 net on 210 rows is microseconds of arithmetic. So one step may run K epochs: the
-loader serves them as one batch, each epoch in its own order (``TensorBatchLoader.group_epochs``),
-:func:`models.engine.run_updates` cuts their updates per epoch, and :func:`per_epoch_metrics` turns
-the updates' losses and logits into each epoch's metrics, logged at that epoch.
+Lightning spends milliseconds around every epoch (hooks, logging, validation, checkpoints), while an epoch of a
+2-10-2 net on 210 rows is microseconds of arithmetic. So one Lightning epoch may run a *block* of epochs: the
+loader serves them as one batch, each in its own order (``TensorBatchLoader.set_epochs``), and the update loop
+cuts their updates per epoch. What counts epochs keeps counting notebook epochs:
+
+- blocks end at every epoch a callback observes (``EpochObserver``: histograms every 100 epochs, a gradient
+  check every 50), so the observation sees exactly that epoch's weights;
+- the module counts notebook epochs (``epochs_done``) and logs them as ``epoch`` and its optimiser updates as
+  ``step``, which Lightning's checkpoint names and the epoch-keyed logger read;
+- Lightning's own settings that count its epochs or steps (``check_val_every_n_epoch``, ``ModelCheckpoint``'s
+  ``every_n_epochs``, ``EarlyStopping``, ``min_epochs``, ``max_steps``) would count blocks: with any of them, blocks
+  are off under ``epochs_per_step: auto`` (Lightning's epochs are then notebook epochs), and an explicit block
+  size is refused, naming the setting.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
 
 import lightning.pytorch as pl
-import torch
-from lightning.pytorch.callbacks import TQDMProgressBar
-from torch import Tensor
-from torchmetrics.functional.classification import (
-    multiclass_accuracy,
-    multiclass_f1_score,
-    multiclass_precision,
-    multiclass_recall,
-)
-
-from models.engine import run_updates
-from models.spec import MLPSpec
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.utilities import rank_zero_info
 
 EpochsPerStep = int | Literal["auto"]
 
-# "auto" aims at this many training steps per run, hence as many validations and checkpoints.
-AUTO_STEPS_PER_RUN = 50
+# "auto" aims at this many blocks per run, hence as many validations and checkpoints.
+AUTO_BLOCKS_PER_RUN = 50
+
+
+@runtime_checkable
+class EpochObserver(Protocol):
+    """A callback that looks at the net after certain notebook epochs: blocks end at each of them."""
+
+    def observed_epochs(self, max_epochs: int) -> Iterable[int]:
+        """Epoch counts (1-based: after that many epochs) at which the callback observes the net."""
 
 
 def check_epochs_per_step(setting: EpochsPerStep) -> None:
@@ -37,54 +46,124 @@ def check_epochs_per_step(setting: EpochsPerStep) -> None:
         raise ValueError(f"model.epochs_per_step must be a whole number >= 1 or 'auto', got {setting!r}")
 
 
-def resolve_epochs_per_step(setting: EpochsPerStep, max_epochs: int | None, why_not: str | None) -> int:
-    """Epochs per training step for this fit.
+def plan_blocks(start: int, stop: int, size: int, boundaries: Iterable[int] = ()) -> list[range]:
+    """Notebook epochs (0-based) of each Lightning epoch from epoch ``start`` to ``stop``: runs of at most
+    ``size`` epochs that end after every boundary (an epoch count, 1-based) in between."""
+    ends = sorted({b for b in boundaries if start < b < stop} | {stop})
+    blocks, first = [], start
+    for end in ends:
+        while first < end:
+            last = min(first + size, end)
+            blocks.append(range(first, last))
+            first = last
+    return blocks
 
-    ``why_not`` says why this run's epochs cannot be grouped (None when they can): ``"auto"`` then
-    falls back to one epoch per step, an explicit K > 1 is refused with that reason.
+
+def lightning_epoch_settings(trainer: pl.Trainer) -> list[str]:
+    """Lightning's own settings that count its epochs or steps, which inside blocks would count blocks."""
+    found = []
+    if trainer.check_val_every_n_epoch not in (None, 1):
+        found.append(f"trainer.check_val_every_n_epoch={trainer.check_val_every_n_epoch}")
+    if trainer.min_epochs:
+        found.append(f"trainer.min_epochs={trainer.min_epochs}")
+    if trainer.max_steps != -1:
+        found.append(f"trainer.max_steps={trainer.max_steps}")
+    for callback in trainer.callbacks:
+        if isinstance(callback, ModelCheckpoint) and (callback.every_n_epochs or 0) > 1:
+            found.append(f"ModelCheckpoint(every_n_epochs={callback.every_n_epochs})")
+        if isinstance(callback, EarlyStopping):
+            found.append(f"EarlyStopping(patience={callback.patience})")
+    return found
+
+
+@dataclass
+class EpochBlocks:
+    """The block plan of one fit and the count of notebook epochs done; owned by the LightningModule.
+
+    ``setting`` is ``model.epochs_per_step``; ``size`` the block size this fit uses; ``plan[i]`` the notebook
+    epochs of the fit's i-th Lightning epoch, ``first_lightning_epoch`` being Lightning's count at the fit's start
+    (a resumed fit starts where its checkpoint ended).
     """
-    if setting == "auto":
-        if why_not is not None or max_epochs is None or max_epochs < 1:
-            return 1
-        return math.ceil(max_epochs / AUTO_STEPS_PER_RUN)
-    if setting > 1 and why_not is not None:
-        raise ValueError(
-            f"model.epochs_per_step={setting} runs several epochs in one training step, but {why_not}. "
-            "Set model.epochs_per_step to 1 (or 'auto', which falls back to 1 here)."
-        )
-    return setting
+
+    setting: EpochsPerStep = 1
+    size: int = 1
+    epochs_done: int = 0
+    plan: list[range] = field(default_factory=list)
+    first_lightning_epoch: int = 0
+
+    def start(self, trainer: pl.Trainer, why_not: str | None, observed: Iterable[int]) -> None:
+        """Choose this fit's block size and plan from the epochs done (0, or a checkpoint's) to ``max_epochs``.
+
+        ``why_not`` says why this run's epochs cannot be grouped (None when they can): ``auto`` then falls back to
+        one epoch per Lightning epoch, and an explicit size above 1 is refused with that reason.
+        """
+        limit = notebook_max_epochs(trainer)
+        settings = lightning_epoch_settings(trainer)
+        counting = f"{', '.join(settings)} count{'s' if len(settings) == 1 else ''} Lightning's epochs or steps"
+        if self.setting == "auto":
+            self.size = 1 if why_not or limit is None else max(1, math.ceil(limit / AUTO_BLOCKS_PER_RUN))
+            if settings and self.size > 1:
+                rank_zero_info(f"One epoch per Lightning epoch (epoch blocks off): {counting}.")
+                self.size = 1
+        elif self.setting > 1 and (why_not or settings):
+            if why_not:
+                reason, fix = why_not, "set model.epochs_per_step to 1 (or 'auto', which falls back to 1 here)"
+            else:
+                reason = f"{counting}, which would then be blocks of epochs"
+                fix = "drop it, or set model.epochs_per_step to 1 so that it counts notebook epochs"
+            raise ValueError(f"model.epochs_per_step={self.setting} makes blocks of epochs, but {reason}; {fix}.")
+        else:
+            self.size = self.setting
+        self.first_lightning_epoch = trainer.current_epoch
+        stop = self.epochs_done if limit is None else max(limit, self.epochs_done)
+        if self.size == 1:
+            self.plan = []  # one notebook epoch per Lightning epoch, however many there are
+        else:
+            self.plan = plan_blocks(self.epochs_done, stop, self.size, observed)
+        if limit is not None and self.epochs_done >= limit:
+            trainer.should_stop = True  # resumed from the run's end: nothing left to train
+
+    def epochs_of(self, lightning_epoch: int) -> range:
+        """The notebook epochs (0-based) that Lightning epoch ``lightning_epoch`` trains."""
+        if not self.plan:
+            return range(self.epochs_done, self.epochs_done + 1)
+        index = lightning_epoch - self.first_lightning_epoch
+        return self.plan[index] if index < len(self.plan) else range(self.epochs_done, self.epochs_done)
+
+    def finished(self, trainer: pl.Trainer) -> bool:
+        limit = notebook_max_epochs(trainer)
+        return limit is not None and self.epochs_done >= limit
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epochs_per_step": self.size, "notebook_epochs_done": self.epochs_done}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.epochs_done = int(state.get("notebook_epochs_done", 0))
 
 
-def per_epoch_metrics(spec: MLPSpec, losses: Tensor, preds: Tensor, truth: Tensor, epochs: int) -> dict[str, Tensor]:
-    """``train/*`` values of each of ``epochs`` equal epochs, one row of the tensors per epoch.
-
-    The loss is the mean of the epoch's update losses, as a one-epoch step logs it; the metrics are
-    torchmetrics' own, computed per epoch (``multidim_average="samplewise"``) in one call each.
-    """
-    values = {"train/loss": losses.reshape(epochs, -1).mean(1)}
-    if spec.is_classifier:
-        preds, truth = preds.reshape(epochs, -1), truth.reshape(epochs, -1)
-        common = dict(num_classes=spec.num_classes, multidim_average="samplewise", validate_args=False)
-        values["train/accuracy"] = multiclass_accuracy(preds, truth, average="micro", **common)
-        values["train/precision"] = multiclass_precision(preds, truth, average="macro", **common)
-        values["train/recall"] = multiclass_recall(preds, truth, average="macro", **common)
-        values["train/f1"] = multiclass_f1_score(preds, truth, average="macro", **common)
-    else:
-        error = (preds - truth).reshape(epochs, -1)
-        values["train/mse"] = error.square().sum(1) / error.shape[1]
-        values["train/mae"] = error.abs().sum(1) / error.shape[1]
-    return values
+def epochs_done(trainer: pl.Trainer, pl_module: pl.LightningModule) -> int:
+    """Notebook epochs trained so far: the module's count (this project's modules), else Lightning's."""
+    done = getattr(pl_module, "epochs_done", None)
+    return done if isinstance(done, int) else trainer.current_epoch
 
 
-def rows_per_epoch(values: dict[str, Tensor]) -> list[dict[str, float]]:
-    """One ``{tag: value}`` per epoch, with one device sync for the whole block."""
-    table = torch.stack([v.double() for v in values.values()], 1).cpu().tolist()
-    return [dict(zip(values, row)) for row in table]
+def every_n(interval: int, max_epochs: int | None) -> range:
+    """The epoch counts 1-based multiples of ``interval`` up to ``max_epochs`` (none for an interval of 0)."""
+    if interval <= 0 or max_epochs is None or max_epochs < 0:
+        return range(0)
+    return range(interval, max_epochs + 1, interval)
+
+
+def notebook_max_epochs(trainer: pl.Trainer) -> int | None:
+    """``trainer.max_epochs``, which counts notebook epochs whatever the block size; None when unbounded."""
+    epochs = trainer.max_epochs
+    return epochs if epochs is not None and epochs >= 0 else None
 
 
 class EpochLabel(pl.Callback):
-    """Labels the progress bar with the epochs the running step holds ("Epochs 20-39 of 1000"), since
-    Lightning's own epoch counter counts blocks. The modules add it themselves (``configure_callbacks``).
+    """Labels the progress bar with the notebook epochs the running Lightning epoch holds, counted from 1 as every
+    log counts them ("Epochs 21-40 of 1000", "Epoch 3 of 30"): Lightning's own label counts blocks, from 0. The
+    modules add it themselves (``configure_callbacks``).
 
     It relabels at batch start, after the bar has written its own label at epoch start.
     """
@@ -93,83 +172,10 @@ class EpochLabel(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: object, batch_idx: int
     ) -> None:
         bar = trainer.progress_bar_callback
-        if not isinstance(bar, TQDMProgressBar) or getattr(pl_module, "block_epochs", 1) == 1:
+        blocks = getattr(pl_module, "blocks", None)
+        if not isinstance(bar, TQDMProgressBar) or not isinstance(blocks, EpochBlocks) or batch_idx > 0:
             return
-        first = pl_module.epochs_done
-        total = pl_module.notebook_max_epochs()
-        last = first + pl_module.block_epochs if total is None else min(first + pl_module.block_epochs, total)
-        label = f"Epoch {first}" if last - first == 1 else f"Epochs {first}-{last - 1}"
+        epochs = blocks.epochs_of(trainer.current_epoch)
+        label = f"Epoch {epochs.start + 1}" if len(epochs) == 1 else f"Epochs {epochs.start + 1}-{epochs.stop}"
+        total = notebook_max_epochs(trainer)
         bar.train_progress_bar.set_description(label if total is None else f"{label} of {total}")
-
-
-class EpochBlocks:
-    """The LightningModule side of epoch blocks (mixed into :class:`models.lightning_modules.MLPModule`):
-    choosing K for a fit, training a block, and logging each of its epochs at that epoch."""
-
-    def configure_callbacks(self) -> list[pl.Callback]:
-        return [EpochLabel()]
-
-    def notebook_max_epochs(self) -> int | None:
-        """``trainer.max_epochs``, which counts epochs whatever the block size; None when unbounded."""
-        epochs = self.trainer.max_epochs
-        return epochs if epochs is not None and epochs >= 0 else None
-
-    def _why_epochs_cannot_be_grouped(self) -> str | None:
-        trainer = self.trainer
-        loader = trainer.train_dataloader
-        if trainer.world_size > 1:
-            return f"the run uses {trainer.world_size} processes (epoch blocks need one)"
-        if not hasattr(loader, "group_epochs"):
-            return "the training data is not served by a TensorBatchLoader"
-        if len(loader) != 1 or trainer.num_training_batches != 1:
-            return (
-                f"an epoch is {len(loader)} batches of data.batch_size={loader.batch_size}; set data.batch_size to at "
-                f"least the {loader.permutation.n} training rows (and model.rows_per_update for smaller updates)"
-            )
-        return None
-
-    def _start_epoch_blocks(self) -> None:
-        trainer = self.trainer
-        self.block_epochs = resolve_epochs_per_step(
-            self.epochs_per_step, self.notebook_max_epochs(), self._why_epochs_cannot_be_grouped()
-        )
-        resumed = self.resumed_block_epochs
-        if resumed is not None and resumed != self.block_epochs and trainer.current_epoch > 0:
-            raise ValueError(
-                f"the checkpoint being resumed ran {resumed} epoch(s) per training step and this run would run "
-                f"{self.block_epochs}, which would change the epochs each step holds. Resume with "
-                f"model.epochs_per_step={resumed}."
-            )
-        self.epochs_done = trainer.current_epoch * self.block_epochs
-        if self.block_epochs > 1:
-            self.epoch_rows = trainer.train_dataloader.batch_rows()[0]
-            limit = self.notebook_max_epochs()
-            if limit is not None and self.epochs_done >= limit:
-                trainer.should_stop = True  # resumed from the run's last block: nothing left to train
-
-    def _training_block(self, x: Tensor, target: Tensor) -> Tensor:
-        """Several epochs in one step; each epoch's training metrics go to the loggers at that epoch.
-
-        Lightning's ``self.log`` would log once per step, so the per-epoch values are written with
-        ``logger.log_metrics(step=epoch)``; the block's last epoch is also handed to ``self.log`` (not
-        to the loggers) for the progress bar, checkpoint monitors and callbacks.
-        """
-        epochs = x.shape[0] // self.epoch_rows
-        self.update_losses, logits = run_updates(self, x, target, epoch_rows=[self.epoch_rows] * epochs)
-        self.stop_if_diverged(epochs)
-        self.updates_done += len(self.update_losses)
-        preds, truth = self._metric_inputs(logits.detach(), target)
-        values = per_epoch_metrics(self.spec, self.update_losses, preds, truth, epochs)
-        for epoch, row in enumerate(rows_per_epoch(values), start=self.epochs_done):
-            self._log_at_epoch(row, epoch)
-        self.epochs_done += epochs
-        last = {tag: value[-1] for tag, value in values.items()}
-        for tag, value in last.items():
-            self.log(tag, value, on_step=False, on_epoch=True, logger=False, prog_bar=tag == "train/loss", batch_size=1)
-        return values["train/loss"].mean()
-
-    def _log_at_epoch(self, values: dict[str, float], epoch: int) -> None:
-        """Write one notebook epoch's metrics (``epoch`` 0-based) as Lightning writes an epoch's, with its
-        ``epoch`` entry, so an epoch-keyed logger files them under the same tags and steps."""
-        for logger in self.loggers:
-            logger.log_metrics({**values, "epoch": epoch}, step=epoch)

@@ -1,8 +1,13 @@
 """The two LightningModules: one trains the native net with autograd, one the hand-derived net.
 
-They share everything (:class:`MLPModule`: metrics and the report from :mod:`models.stage_metrics`,
-many updates per step from :mod:`models.engine`, epoch blocks from :mod:`models.epoch_blocks`) and
-differ only in how a loss's gradients reach ``param.grad``.
+They share everything in :class:`MLPModule` and differ only in how a loss's gradients reach ``param.grad``. The
+module owns its pieces as objects: the net, the per-stage metrics (:class:`models.metrics.StageMetrics`), the
+epoch-block plan (:class:`models.epoch_blocks.EpochBlocks`), the divergence rule; the update loop
+(:func:`models.engine.run_updates`) is handed what it uses.
+
+Epochs are notebook epochs everywhere (:mod:`models.epoch_blocks`): ``epochs_done`` counts them, ``updates_done``
+counts optimiser updates, and both are logged as ``epoch`` and ``step`` at every epoch end, where Lightning's
+checkpoint names and the epoch-keyed logger read them.
 """
 
 from __future__ import annotations
@@ -12,24 +17,22 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
-from torchmetrics import MeanMetric, Metric
-from torchmetrics.classification import (
-    MulticlassConfusionMatrix,
-)
+from torchmetrics import Metric
 
+from datamodules.tensor_loader import TensorBatchLoader
 from models.base_net import MLPParameters
-from models.engine import one_thread_for_tiny_nets, run_updates, unequal_update_counts
-from models.epoch_blocks import (
-    EpochBlocks,
-    EpochsPerStep,
-    check_epochs_per_step,
-)
+from models.divergence import ADVICE, DivergenceError, DivergenceRule
+from models.engine import NumpyPath, epoch_chunks, one_thread, row_chunks, run_updates, unequal_update_counts
+from models.epoch_blocks import EpochBlocks, EpochLabel, EpochObserver, EpochsPerStep, check_epochs_per_step
 from models.grad_sync import all_reduce_mean_
 from models.layers.heads import output_activation
 from models.manual_net import ManualMLP
+from models.metrics import StageMetrics, grouped_metrics
 from models.native_net import NativeMLP
 from models.report import GENERAL_ADVICE
 from models.schedules import (
@@ -40,27 +43,14 @@ from models.schedules import (
     planned_updates,
 )
 from models.spec import MLPSpec
-from models.stage_metrics import StageMetrics, stage_metrics
 
 
-class DivergenceError(ValueError):
-    """Training produced a non-finite loss or weight: a setting to change, not a bug.
+class MLPModule(pl.LightningModule):
+    """The shared base. Subclasses only say how a loss and its gradients are made (:meth:`build_net`,
+    :meth:`loss_and_logits` and, for the hand-derived net, :meth:`backward`).
 
-    ``update`` and ``epoch`` (1-based) say where, so ``compare`` can tell whether both modules diverged at the
-    same update (defaults keep the error picklable from its message alone)."""
-
-    def __init__(self, message: str, update: int | None = None, epoch: int | None = None) -> None:
-        super().__init__(message)
-        self.update, self.epoch = update, epoch
-
-
-class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
-    """The shared base: setup, checkpoints, optimisers and schedules, the training step through
-    :mod:`models.engine`. Subclasses only say how a loss and its gradients are made
-    (:meth:`loss_and_logits` and, for the hand-derived net, :meth:`backward`).
-
-    Both modules use manual optimisation, so a training step can make many updates
-    (``rows_per_update``) and both step their learning-rate schedule the same way.
+    Both modules use manual optimisation, so a training step can make many updates (``rows_per_update``, epoch
+    blocks) and both step their learning-rate schedule the same way.
     """
 
     net: MLPParameters
@@ -75,41 +65,30 @@ class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: SchedulerInterval = "step",
         epochs_per_step: EpochsPerStep = 1,
+        divergence_loss_growth: float = 1e3,
+        divergence_max_weight: float = 1e6,
     ) -> None:
         """``optimizer`` builds a torch.optim optimizer from the parameters; default SGD(lr=0.1).
 
-        ``lr_scheduler`` (optional) builds a torch.optim.lr_scheduler from the optimizer, stepped after
-        every optimiser update (``lr_scheduler_interval="step"``) or every epoch (``"epoch"``).
-        OneCycleLR without ``total_steps`` is given the run's exact number of updates.
+        ``lr_scheduler`` (optional) builds a torch.optim.lr_scheduler from the optimizer, stepped after every
+        optimiser update (``lr_scheduler_interval="step"``) or every epoch (``"epoch"``). OneCycleLR without
+        ``total_steps`` is given the run's exact number of updates.
 
-        ``rows_per_update`` splits each training batch into consecutive chunks of that many rows and
-        makes one optimiser update per chunk, in order: a batch of 400 rows with ``rows_per_update=1``
-        gives exactly the updates of batch size 1, without Lightning's per-step cost on each of them.
-        ``None`` makes one update per batch.
+        ``rows_per_update`` splits each training batch into consecutive chunks of that many rows and makes one
+        optimiser update per chunk, in order: a batch of 400 rows with ``rows_per_update=1`` gives exactly the
+        updates of batch size 1, without Lightning's per-step cost on each of them. ``None`` makes one update per
+        batch.
 
-        ``epochs_per_step`` runs that many epochs in one Lightning training step when an epoch is one
-        batch (see :mod:`models.epoch_blocks`): the same updates in the same data order, but
-        Lightning's per-epoch work (validation, checkpoints, callbacks) happens once per block of
-        epochs. ``"auto"`` makes blocks of ``ceil(max_epochs / 50)`` epochs, or 1 when epochs are not
-        one batch. ``trainer.max_epochs`` still counts epochs, and every epoch's training metrics are
-        logged at that epoch.
+        ``epochs_per_step`` runs that many epochs in one Lightning epoch when an epoch is one batch (epoch blocks,
+        :mod:`models.epoch_blocks`): the same updates in the same data order, with Lightning's per-epoch work
+        (validation, checkpoints, callbacks) once per block. ``"auto"`` makes blocks of ``ceil(max_epochs / 50)``.
+
+        ``divergence_loss_growth`` and ``divergence_max_weight``: when a finite run counts as diverged
+        (:class:`models.divergence.DivergenceRule`).
         """
         super().__init__()
         check_rows_per_update(rows_per_update)
-        self.rows_per_update = rows_per_update
         check_epochs_per_step(epochs_per_step)
-        self.epochs_per_step = epochs_per_step
-        # This fit's epochs per step (resolved at train start), the rows of one epoch, the epochs
-        # finished so far, and the epochs per step of a checkpoint being resumed.
-        self.block_epochs = 1
-        self.epoch_rows = 0
-        self.epochs_done = 0
-        self.resumed_block_epochs: int | None = None
-        self.automatic_optimization = False
-        # The loss of every optimiser update made by the latest training step (read by loggers), and
-        # the updates made since the fit began (saved in checkpoints).
-        self.update_losses = torch.empty(0)
-        self.updates_done = 0
         if isinstance(net, dict):  # as stored in a checkpoint's hyper-parameters
             net = MLPSpec(**net)
         # The optimizer comes from the config again on reload; a plain dict keeps checkpoints loadable
@@ -119,19 +98,30 @@ class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
         # The CLI records the class when it builds the module; record it too when Python does, so
         # `train.py test/predict --ckpt_path` can rebuild a module trained by a plain Trainer.
         self.hparams.setdefault("_class_path", f"{type(self).__module__}.{type(self).__qualname__}")
+        self.automatic_optimization = False
         self.spec = net
+        self.net = self.build_net(net)
+        self.metrics = StageMetrics(net)
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self.lr_scheduler_interval = lr_scheduler_interval
-        self.net = self.build_net(net)
-        self.train_metrics = stage_metrics(net, "train")
-        self.val_metrics = stage_metrics(net, "val")
-        self.test_metrics = stage_metrics(net, "test")
-        # Per-epoch mean loss per stage, weighted by rows; torchmetrics syncs it over ranks.
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
-        self.test_confusion = MulticlassConfusionMatrix(net.num_classes) if net.is_classifier else None
+        self.rows_per_update = rows_per_update
+        self.blocks = EpochBlocks(epochs_per_step)
+        self.divergence = DivergenceRule(divergence_loss_growth, divergence_max_weight)
+        self.first_epoch_loss: float | None = None  # the divergence rule's reference, kept in checkpoints
+        # The loss of every optimiser update made by the latest training step (read by the dashboard), and the
+        # updates made since the fit began (saved in checkpoints).
+        self.update_losses = torch.empty(0)
+        self.updates_done = 0
+        self.numpy_path: NumpyPath | None = None
+        self.lean = False
         self.restore_threads: Callable[[], None] | None = None  # set while a tiny net runs on one thread
         self.collapse_advice = GENERAL_ADVICE  # what the test report suggests if every prediction is one class
+
+    @property
+    def epochs_done(self) -> int:
+        """Notebook epochs trained so far, whatever the block size."""
+        return self.blocks.epochs_done
 
     # ---- what the two modules do differently ---------------------------------------------
     def build_net(self, spec: MLPSpec) -> MLPParameters:
@@ -165,29 +155,37 @@ class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
         ``ddp_spawn`` on CPU pickles the module into shared memory; Lightning un-shares parameters and
         buffers but not torchmetrics states, so without this all ranks would count into one tensor.
         """
-        for metric in self.modules():
+        for metric in self.metrics.modules():
             if isinstance(metric, Metric):
                 metric.reset()
-        self.restore_threads = one_thread_for_tiny_nets(self)
+        self.restore_threads = one_thread(isinstance(self.trainer.accelerator, CPUAccelerator), self.net)
 
     def teardown(self, stage: str) -> None:
         if self.restore_threads is not None:
             self.restore_threads()
             self.restore_threads = None
 
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """The progress bar's notebook-epoch label, once per trainer (a test after fit asks again)."""
+        if any(isinstance(callback, EpochLabel) for callback in self.trainer.callbacks):
+            return []
+        return [EpochLabel()]
+
     def on_save_checkpoint(self, checkpoint: dict[str, object]) -> None:
-        """What a resumed run needs beyond the weights: the update count and the dropout masks' generator."""
+        """What a resumed run needs beyond the weights: counts, the dropout masks' generator, the divergence
+        rule's reference."""
         checkpoint["updates_done"] = self.updates_done
         checkpoint["dropout_generator_state"] = self.net.dropout_generator.get_state()
-        checkpoint["epochs_per_step"] = self.block_epochs
-        checkpoint["notebook_epochs_done"] = self.epochs_done
+        checkpoint.update(self.blocks.state_dict())
+        if self.first_epoch_loss is not None:
+            checkpoint["first_epoch_loss"] = self.first_epoch_loss
 
     def on_load_checkpoint(self, checkpoint: dict[str, object]) -> None:
         self.updates_done = int(checkpoint.get("updates_done", 0))
         if "dropout_generator_state" in checkpoint:
             self.net.dropout_generator.set_state(checkpoint["dropout_generator_state"])
-        self.resumed_block_epochs = int(checkpoint.get("epochs_per_step", 1))
-        self.epochs_done = int(checkpoint.get("notebook_epochs_done", 0))
+        self.blocks.load_state_dict(checkpoint)
+        self.first_epoch_loss = checkpoint.get("first_epoch_loss")
 
     def forward(self, x: Tensor) -> Tensor:
         """Output pre-activations (logits)."""
@@ -224,18 +222,42 @@ class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                 self.lr_schedulers().step()
 
+    # ---- training ------------------------------------------------------------------------
     def on_train_start(self) -> None:
-        """Refuse a DDP block size that would give ranks different numbers of updates; choose this
-        fit's epochs per step."""
-        loader = self.trainer.train_dataloader
-        world_size = self.trainer.world_size
-        if self.rows_per_update is not None and world_size > 1 and hasattr(loader, "batch_rows"):
-            rows = [loader.batch_rows(rank, world_size) for rank in range(world_size)]
-            problem = unequal_update_counts(rows, self.rows_per_update)
+        """Refuse a DDP block size that gives ranks different numbers of updates; plan this fit's epoch blocks;
+        choose the update path."""
+        trainer = self.trainer
+        loader = trainer.train_dataloader
+        if self.rows_per_update is not None and trainer.world_size > 1 and isinstance(loader, TensorBatchLoader):
+            problem = unequal_update_counts(
+                [loader.batch_rows(rank, trainer.world_size) for rank in range(trainer.world_size)],
+                self.rows_per_update,
+            )
             if problem:
                 raise ValueError(problem)
-        self._start_epoch_blocks()
+        observers = [c for c in trainer.callbacks if isinstance(c, EpochObserver)]
+        observed = [epoch for c in observers for epoch in c.observed_epochs(trainer.max_epochs)]
+        self.blocks.start(trainer, self.why_epochs_cannot_be_grouped(), observed)
         self.refuse_extending_a_one_cycle()
+        optimizer = self.optimizers().optimizer
+        # one process without mixed precision: a block's updates may skip Lightning's optimizer wrapper
+        self.lean = trainer.world_size == 1 and not str(trainer.precision).endswith("mixed")
+        applies = NumpyPath.applies(self.hand_derived, self.net, optimizer, self.lean)
+        self.numpy_path = NumpyPath(self.net, optimizer) if applies else None
+
+    def why_epochs_cannot_be_grouped(self) -> str | None:
+        trainer = self.trainer
+        loader = trainer.train_dataloader
+        if trainer.world_size > 1:
+            return f"the run uses {trainer.world_size} processes (epoch blocks need one)"
+        if not isinstance(loader, TensorBatchLoader):
+            return "the training data is not served by a TensorBatchLoader"
+        if len(loader) != 1 or trainer.num_training_batches != 1:
+            return (
+                f"an epoch is {len(loader)} batches of data.batch_size={loader.batch_size}; set data.batch_size to at "
+                f"least the {loader.n} training rows (and model.rows_per_update for smaller updates)"
+            )
+        return None
 
     def refuse_extending_a_one_cycle(self) -> None:
         """A resumed OneCycleLR spans the updates its first run planned; a longer run would step past its end."""
@@ -251,76 +273,173 @@ class MLPModule(StageMetrics, EpochBlocks, pl.LightningModule):
             )
 
     def on_train_epoch_start(self) -> None:
-        """Tell the loader which epoch (or block of epochs) begins, so it serves that epoch's seeded order;
-        group its epochs each time, as Lightning may reload the loader between epochs."""
+        """Tell the loader which notebook epochs this Lightning epoch trains (each in its own seeded order)."""
         loader = self.trainer.train_dataloader
-        if self.block_epochs > 1:
-            loader.group_epochs(self.block_epochs, self.notebook_max_epochs())
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(self.current_epoch)
+        if isinstance(loader, TensorBatchLoader):
+            loader.set_epochs(self.blocks.epochs_of(self.current_epoch))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, target = self.as_model_dtype(batch)
-        if self.block_epochs > 1:
-            return self._training_block(x, target)
-        self.update_losses, logits = run_updates(self, x, target)
-        self.stop_if_diverged()
-        self.updates_done += len(self.update_losses)
-        loss = self.update_losses.mean()
-        self._update_and_log("train", loss, logits, target, on_step=True)
+        epochs = len(self.blocks.epochs_of(self.current_epoch)) if self.blocks.plan else 1
+        in_block = bool(self.blocks.plan)
+        if in_block:
+            chunks = epoch_chunks([x.shape[0] // epochs], epochs, self.rows_per_update)
+        else:
+            chunks = [row_chunks(x.shape[0], self.rows_per_update)]
+
+        def after_update(ends_epoch: bool) -> None:
+            self.step_lr_schedule("step")
+            if in_block and ends_epoch:
+                self.step_lr_schedule("epoch")
+
+        losses, logits = run_updates(
+            x, target, chunks, self.optimizers(), self.gradient_step, after_update, self.lean, self.numpy_path
+        )
+        self.update_losses = losses
+        self.stop_if_diverged(losses, epochs)
+        self.updates_done += len(losses)
+        if in_block:
+            return self.log_block(losses, logits, target, epochs)
+        loss = losses.mean()
+        self.metrics.update("train", loss, logits, target)
+        every = self.trainer.log_every_n_steps  # 0 when logging is off (barebones Trainer)
+        if every and self.global_step % every == 0:
+            # each self.log costs Lightning ~ms of bookkeeping; every update's loss reaches TensorBoard through
+            # TensorBoardDashboard
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=x.shape[0])
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self.blocks.epochs_done += 1
         return loss
 
-    def stop_if_diverged(self, epochs_in_step: int = 1) -> None:
-        """A non-finite loss or weight stops the run at once, naming where and what to change.
+    def log_block(self, losses: Tensor, logits: Tensor, target: Tensor, epochs: int) -> Tensor:
+        """Each epoch of a block goes to the loggers at that epoch; the block's last epoch is also handed to
+        ``self.log`` (not to the loggers) for the progress bar, checkpoint monitors and callbacks."""
+        values = {"train/loss": losses.reshape(epochs, -1).mean(1)}
+        per_epoch_logits = logits.reshape(epochs, -1, logits.shape[-1])
+        values.update(grouped_metrics(self.spec, per_epoch_logits, split_epochs(target, epochs), "train/"))
+        rows = torch.stack([v.double() for v in values.values()], 1).cpu().tolist()  # one device sync per block
+        self.check_loss_growth(np.array([row[0] for row in rows]))
+        updates_per_epoch = len(losses) // epochs
+        first_update = self.updates_done - len(losses)
+        for i, row in enumerate(rows):
+            self.blocks.epochs_done += 1
+            # as every epoch's values are logged: at the epoch, with the optimiser updates done by its end as step
+            updates = first_update + (i + 1) * updates_per_epoch
+            for logger in self.loggers:
+                logger.log_metrics({**dict(zip(values, row)), "epoch": self.epochs_done}, step=updates)
+        for tag, value in values.items():
+            bar = tag == "train/loss"
+            self.log(tag, value[-1], on_step=False, on_epoch=True, logger=False, prog_bar=bar, batch_size=1)
+        return values["train/loss"].mean()
 
-        ``epochs_in_step``: a step of epoch blocks holds several epochs of equally many updates, so the epoch of
-        an update is counted from the epochs done before the step, not from Lightning's epoch (which counts blocks).
-        """
-        finite = torch.isfinite(self.update_losses)
-        weights_finite = torch.stack([torch.isfinite(p).all() for p in self.net.parameters()]).all()
+    def stop_if_diverged(self, losses: Tensor, epochs: int) -> None:
+        """A non-finite loss or weight, or a weight past the bound, stops the run at once, naming where and what
+        to change. ``epochs``: how many equal epochs the step holds, to name the epoch of an update."""
+        finite = torch.isfinite(losses)
+        largest = torch.stack([p.detach().abs().max() for p in self.net.parameters()]).max()
         loss_finite = bool(finite.all())  # one device sync for the losses, one for the weights
-        if loss_finite and bool(weights_finite):
+        largest = float(largest)
+        bound = self.divergence.max_abs_weight
+        if loss_finite and np.isfinite(largest) and not (bound and largest > bound):
             return
         first = len(finite) - 1 if loss_finite else int((~finite).nonzero()[0])
+        update, epoch = self.updates_done + first + 1, self.epochs_done + 1 + first * epochs // len(finite)
+        if not loss_finite or not np.isfinite(largest):
+            what = f"the {'weights' if loss_finite else 'loss'} became non-finite (NaN or inf)"
+        else:
+            what = self.divergence.describe_weight(largest)
+        self.raise_divergence(f"{what} at update {update}, in epoch {epoch} of training", update, epoch)
+
+    def check_loss_growth(self, epoch_losses: np.ndarray) -> None:
+        """The divergence rule's growth bound, against the first epoch's mean loss."""
+        if self.first_epoch_loss is None and len(epoch_losses):
+            self.first_epoch_loss = float(epoch_losses[0])
+        grown = self.divergence.grown(epoch_losses, self.first_epoch_loss)
+        if grown.any():
+            k = int(np.argmax(grown))
+            epoch = self.epochs_done + k + 1
+            what = self.divergence.describe_growth(float(epoch_losses[k]), self.first_epoch_loss)
+            self.raise_divergence(f"{what} in epoch {epoch} of training", None, epoch)
+
+    def raise_divergence(self, where: str, update: int | None, epoch: int) -> None:
         lr = self.optimizers().optimizer.param_groups[0]["lr"]
-        update, epoch = self.updates_done + first + 1, self.epochs_done + 1 + first * epochs_in_step // len(finite)
         raise DivergenceError(
-            f"{self.display_name} diverged: the {'weights' if loss_finite else 'loss'} became "
-            f"non-finite (NaN or inf) at update {update}, in epoch {epoch} "
-            f"of training, with learning rate {lr:g}. Lower model.init_args.optimizer.init_args.lr, normalise "
-            "the features (data.normalize), or clip the gradients; nothing after this point was trained.",
+            f"{self.display_name} diverged: {where}, with learning rate {lr:g}. {ADVICE}; nothing after this "
+            "point was trained.",
             update,
             epoch,
         )
 
-    # ---- epoch ends and evaluation (metrics: models/stage_metrics.py) ------------------------
     def on_train_epoch_end(self) -> None:
-        """Inside epoch blocks the engine stepped the per-epoch schedule already, after each epoch."""
-        self._log_epoch_metrics("train")
-        if self.block_epochs == 1:
+        """A one-epoch Lightning epoch logs its metrics here and steps the per-epoch schedule (inside blocks the
+        update loop stepped it after each epoch); a run of blocks stops once ``max_epochs`` notebook epochs ran."""
+        if not self.blocks.plan:
+            values = self.metrics.compute("train")
+            if values:
+                self.check_loss_growth(np.array([float(values["train/loss"])]))
+                self.log_epoch_values("train", values)
             self.step_lr_schedule("epoch")
-            self.epochs_done = self.trainer.current_epoch + 1
-            return
-        limit = self.notebook_max_epochs()
-        if limit is not None and self.epochs_done >= limit:
-            self.trainer.should_stop = True  # trainer.max_epochs counts epochs, not blocks
+        else:
+            self.log_position()
+        if self.blocks.finished(self.trainer):
+            self.trainer.should_stop = True  # trainer.max_epochs counts notebook epochs, not blocks
 
-    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+    # ---- evaluation ----------------------------------------------------------------------
+    def evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, target = self.as_model_dtype(batch)
         loss, z = self.loss_and_logits(x, target)
-        self._update_and_log(stage, loss, z, target, on_step=False)
+        self.metrics.update(stage, loss, z, target)
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._evaluate(batch, "val")
+        return self.evaluate(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.metrics.compute("val")
+        # Lightning discards the sanity check's values; not logging them also keeps its record of each key's
+        # arguments free for the fit's own validation
+        if values and not self.trainer.sanity_checking:
+            self.log_epoch_values("val", values)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._evaluate(batch, "test")
+        return self.evaluate(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        values = self.metrics.compute("test")
+        if not values:
+            return
+        self.log_epoch_values("test", values)
+        report = self.metrics.test_report(values, self.display_name, self.collapse_advice)
+        experiment = getattr(self.logger, "experiment", None)
+        if report and self.trainer.is_global_zero and hasattr(experiment, "add_text"):
+            experiment.add_text("test/report", f"```\n{report}\n```", global_step=self.epochs_done)
+
+    def log_epoch_values(self, stage: str, values: dict[str, Tensor]) -> None:
+        """One stage's epoch values, at this notebook epoch.
+
+        The values are global already (torchmetrics synced its states over the processes in compute()); sync_dist
+        says so to Lightning, which under DDP warns about epoch values it was not told to sync, and its mean of
+        the processes' identical values is the value itself.
+        """
+        loss = values.pop(f"{stage}/loss")
+        self.log_dict(values, sync_dist=True)
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True)
+        self.log_position()
+
+    def log_position(self) -> None:
+        """``epoch`` (notebook epochs done) and ``step`` (optimiser updates): what Lightning names checkpoints by
+        and what the epoch-keyed logger keys this epoch's values by."""
+        self.log_dict({"epoch": float(self.epochs_done), "step": float(self.updates_done)}, sync_dist=True)
 
     def predict_step(self, batch: Tensor | tuple[Tensor, ...], batch_idx: int) -> Tensor:
         batch = self.as_model_dtype(batch)
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return output_activation(self.spec.head, self.net(x))
+
+
+def split_epochs(target: Tensor, epochs: int) -> Tensor:
+    """(epochs * rows, ...) -> (epochs, rows, ...)."""
+    return target.reshape(epochs, -1, *target.shape[1:])
 
 
 class NativeModule(MLPModule):

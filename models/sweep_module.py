@@ -1,16 +1,21 @@
 """A whole grid of one net shape trained at once: every member's weights stacked on a leading member
-dimension, updated by the same hand-derived layers (:mod:`models.layers`) and the same update loop
-(:func:`models.engine.update_loop`) as a single run.
+dimension, updated by the same hand-derived layers (:mod:`models.layers`), update loop
+(:func:`models.engine.update_loop`) and optimiser rules (:mod:`models.optim`) as a single run.
 
 Members may differ in learning rate, initial weights (their own seeds), data order and hidden widths:
 narrower members are padded to the widest with zero weights that a mask keeps at zero, so they
-compute exactly what their own net computes. A member whose loss turns non-finite is frozen (its
-learning rate set to 0 at the end of that Lightning step) and marked diverged; the others go on.
+compute exactly what their own net computes. Members that share a data order share every batch (one copy of the
+data and of each batch, :class:`datamodules.tensor_loader.TensorBatchLoader`).
+
+A Lightning epoch trains a block of notebook epochs, each whole (small data), or one notebook epoch in batches
+(data too large to copy per block); blocks end at every snapshot, where every member is evaluated. A member that
+diverges (:class:`models.divergence.DivergenceRule`) is frozen, its learning rate set to 0 at the end of that
+block, and flagged; the others go on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightning.pytorch as pl
@@ -18,29 +23,26 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
-from torchmetrics.functional.classification import (
-    multiclass_accuracy,
-    multiclass_f1_score,
-    multiclass_precision,
-    multiclass_recall,
-)
 
-from datamodules.tensor_loader import EpochPermutation, rank_batch_slices
-from models.engine import row_chunks, update_loop
+from datamodules.tensor_loader import TensorBatchLoader
+from models.divergence import DivergenceRule
+from models.engine import epoch_chunks, row_chunks, update_loop
 from models.init import initial_parameters
 from models.layers import xp
-from models.layers.heads import head_layer, output_activation, predicted_classes
+from models.layers.heads import head_layer, predicted_classes
 from models.manual_net import LayerChain
+from models.metrics import grouped_metrics
 from models.native_net import NativeMLP
+from models.optim import SGD, Adam, copy_array
 from models.spec import MLPSpec
-from models.stacked_optim import StackedAdam, StackedSGD
 
-CURVE_POINTS = 500  # epochs logged per curve at most: TensorBoard's event writer costs ~50 us a scalar
+CURVE_POINTS = 500  # epochs logged per curve at most
 
 
 @dataclass
 class MemberData:
-    """One member's splits, as its own DataModule gives them, and its training-order seed."""
+    """One member's splits, as its own DataModule gives them (the same tensors for every member of one data
+    config), and its data-order seed."""
 
     x_train: Tensor
     y_train: Tensor
@@ -49,76 +51,37 @@ class MemberData:
     seed: int
 
 
-def epoch_blocks(epochs: int, epochs_per_step: int, snapshots: list[int]) -> list[range]:
-    """Notebook epochs (1-based) per Lightning epoch: runs of at most ``epochs_per_step`` that end at
-    every snapshot, so each snapshot is read at a block boundary."""
-    blocks, start = [], 1
-    for stop in sorted({*(e for e in snapshots if e < epochs), epochs}):
-        while start <= stop:
-            end = min(start + epochs_per_step - 1, stop)
-            blocks.append(range(start, end + 1))
-            start = end + 1
-    return blocks
+def shares_tensors(members: list[MemberData]) -> bool:
+    first = members[0]
+    return all(m.x_train is first.x_train and m.y_train is first.y_train for m in members)
 
 
-class StackedEpochLoader:
-    """One stacked batch per Lightning epoch: every notebook epoch of its block, each member's rows
-    in that member's own order for that epoch (its DataModule's permutation), concatenated:
-    x (M, rows, features), y (M, rows). The module calls ``set_epoch`` with the block index."""
-
-    def __init__(self, members: list[MemberData], batch_size: int, shuffle: bool, blocks: list[range]) -> None:
-        self.blocks, self.shuffle = blocks, shuffle
-        self.x = torch.stack([m.x_train for m in members])  # (M, n, features), gathered per epoch below
-        self.y = torch.stack([m.y_train for m in members])
-        n = self.x.shape[1]
-        seeds = [m.seed for m in members]
-        self.orders = {seed: EpochPermutation(n, shuffle, seed) for seed in seeds}  # one per data seed, not member
-        self.member_seeds = seeds
-        self.batches = rank_batch_slices(n, batch_size, 0, 1, drop_last=False)
-        self.block = blocks[0]
-
-    def set_epoch(self, block: int) -> None:
-        """Lightning epoch ``block`` (0-based) trains this block of notebook epochs."""
-        self.block = self.blocks[block]
-
-    def __len__(self) -> int:
-        return 1
-
-    def chunks(self, rows_per_update: int | None) -> list[list[slice]]:
-        """Per notebook epoch of the current block, the rows of each update within the stacked batch:
-        the engine's cut, each batch on its own, then the batches of one epoch together."""
-        batch_rows = [batch.stop - batch.start for batch in self.batches]
-        per_batch = row_chunks(sum(batch_rows) * len(self.block), rows_per_update, batch_rows * len(self.block))
-        n = len(batch_rows)
-        return [[rows for group in per_batch[i : i + n] for rows in group] for i in range(0, len(per_batch), n)]
-
-    def epoch_order(self, epoch: int) -> np.ndarray:
-        """(M, n): each member's row order in notebook epoch ``epoch`` (1-based), its batches one after another."""
-        by_seed = {}
-        for seed, order in self.orders.items():
-            order.set_epoch(epoch - 1)  # the single run's epoch index, 0-based
-            by_seed[seed] = order.order()
-        orders = np.stack([by_seed[seed] for seed in self.member_seeds])
-        return orders[:, np.concatenate([np.arange(b.start, b.stop) for b in self.batches])]
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        if self.shuffle:
-            orders = [self.epoch_order(e) for e in self.block]
-        else:  # every epoch in the same order: Lab 4's 10,000 epochs need it once
-            orders = [self.epoch_order(self.block[0])] * len(self.block)
-        index = torch.from_numpy(np.concatenate(orders, axis=1))  # (M, rows of every epoch of the block)
-        x = torch.take_along_dim(self.x, index.reshape(*index.shape, *([1] * (self.x.ndim - 2))), dim=1)
-        y = torch.take_along_dim(self.y, index.reshape(*index.shape, *([1] * (self.y.ndim - 2))), dim=1)
-        yield x, y
+def stack_loader(members: list[MemberData], batch_size: int, shuffle: bool, whole_epochs: bool) -> TensorBatchLoader:
+    """The stack's training loader: one copy of data the members share, per-member rows where they differ."""
+    shared = shares_tensors(members)
+    if shared:
+        tensors = (members[0].x_train, members[0].y_train)
+    else:
+        tensors = (torch.stack([m.x_train for m in members]), torch.stack([m.y_train for m in members]))
+    seeds = [m.seed for m in members]
+    return TensorBatchLoader(
+        tensors,
+        batch_size,
+        shuffle,
+        seeds if len(set(seeds)) > 1 else seeds[0],
+        shard=False,  # under DDP every rank trains its own members on every row
+        per_member_tensors=not shared,
+        whole_epochs=whole_epochs,
+    )
 
 
 class StackedData(pl.LightningDataModule):
-    def __init__(self, members: list[MemberData], batch_size: int, shuffle: bool, blocks: list[range]) -> None:
+    def __init__(self, members: list[MemberData], loader: TensorBatchLoader) -> None:
         super().__init__()
-        self.members, self.batch_size, self.shuffle, self.blocks = members, batch_size, shuffle, blocks
+        self.members, self.loader = members, loader
 
-    def train_dataloader(self) -> StackedEpochLoader:
-        return StackedEpochLoader(self.members, self.batch_size, self.shuffle, self.blocks)
+    def train_dataloader(self) -> TensorBatchLoader:
+        return self.loader
 
 
 def map_tensors(state: object, fn: Callable[[Tensor], Tensor]) -> object:
@@ -147,17 +110,30 @@ class AutogradStack:
 
         self.params = params
         self.gradients_and_loss = vmap(grad_and_value(member_loss, has_aux=True))
+        self.shared_gradients_and_loss = vmap(grad_and_value(member_loss, has_aux=True), in_dims=(0, None, None))
         self.member_logits = vmap(lambda member_params, x: functional_call(net, dict(zip(names, member_params)), (x,)))
+        self.shared_logits = vmap(
+            lambda member_params, x: functional_call(net, dict(zip(names, member_params)), (x,)), in_dims=(0, None)
+        )
 
     def logits(self, x: Tensor) -> Tensor:
-        return self.member_logits(self.params, x)
+        members = x.ndim == 3
+        return (self.member_logits if members else self.shared_logits)(self.params, x)
 
     def loss(self, x: Tensor, target: Tensor) -> Tensor:
-        self.grads, (loss, self.z) = self.gradients_and_loss(self.params, x, target)
+        members = x.ndim == 3
+        function = self.gradients_and_loss if members else self.shared_gradients_and_loss
+        self.grads, (loss, self.z) = function(self.params, x, target)
         return loss
 
     def backward(self) -> list[Tensor]:
         return list(self.grads)
+
+
+def widest_spec(specs: list[MLPSpec]) -> MLPSpec:
+    """The net a stack computes: every hidden layer as wide as its widest member's (the others are padded)."""
+    widest = [max(sizes) for sizes in zip(*(s.hidden_sizes for s in specs))]
+    return MLPSpec(**{**specs[0].__dict__, "hidden_sizes": widest})
 
 
 def padded_stack(arrays: list[np.ndarray], shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -170,9 +146,11 @@ def padded_stack(arrays: list[np.ndarray], shape: tuple[int, ...]) -> tuple[np.n
 
 
 class SweepModule(pl.LightningModule):
-    """Trains the members of one stack together; ``results`` holds every member's figures at each
-    snapshot epoch. ``optimizer`` is ``("sgd", kwargs)`` or ``("adam", kwargs)`` without the lr;
-    ``lrs`` holds one learning rate per member."""
+    """Trains the members of one stack together; ``results`` holds every member's figures at each snapshot epoch.
+
+    ``optimizer`` is ``("sgd", kwargs)`` or ``("adam", kwargs)`` without the lr; ``lrs`` holds one learning rate per
+    member; ``plan[i]`` the notebook epochs (0-based) of Lightning epoch i.
+    """
 
     def __init__(
         self,
@@ -182,18 +160,21 @@ class SweepModule(pl.LightningModule):
         rows_per_update: int | None,
         snapshots: list[int],
         names: list[str],
-        epochs: int,
+        plan: list[range],
         hand_derived: bool = True,
+        divergence: DivergenceRule | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        widest = [max(sizes) for sizes in zip(*(s.hidden_sizes for s in specs))]
-        self.spec = MLPSpec(**{**specs[0].__dict__, "hidden_sizes": widest})
+        self.spec = widest_spec(specs)
         self.specs, self.names, self.snapshots = specs, names, sorted(snapshots)
-        self.rows_per_update, self.epochs = rows_per_update, epochs
+        self.rows_per_update, self.plan = rows_per_update, plan
+        self.epochs = plan[-1].stop if plan else 0
         self.hand_derived = hand_derived  # False: the autograd twin (AutogradStack)
+        self.divergence = divergence or DivergenceRule()
         self.diverged_at: list[int | None] = [None] * len(specs)
         self.results: list[dict[str, object]] = []
+        self.train_losses: list[np.ndarray] = []  # per notebook epoch, one loss per member
         sizes = self.spec.layer_sizes
         weights, biases, masks = [], [], []
         per_member = [initial_parameters(s) for s in specs]  # exactly each member's single-run draw
@@ -209,11 +190,12 @@ class SweepModule(pl.LightningModule):
         for k, mask in enumerate(masks):
             self.register_buffer(f"mask{k}", mask)
         self.register_buffer("lrs", torch.tensor(lrs, dtype=torch.float64))
-        name, kwargs = optimizer
-        self.optimizer_name, self.optimizer_kwargs = name, kwargs
-        self.optimizer: StackedSGD | StackedAdam | None = None
-        self.optimizer_state: dict[str, object] | None = None
-        self.train_losses: list[np.ndarray] = []  # per notebook epoch, one loss per member
+        self.optimizer_name, self.optimizer_kwargs = optimizer
+        self.optimizer: SGD | Adam | None = None
+        self.optimizer_states: list[dict[str, object]] | None = None  # restored from a checkpoint
+        self.first_epoch_loss: np.ndarray | None = None  # the divergence rule's reference, per member
+        self.epoch_loss_sum: np.ndarray | Tensor | None = None  # an epoch served in batches: its running sum
+        self.epoch_updates = 0
 
     # ---- the stack as arrays: NumPy views on the CPU, the tensors themselves elsewhere --------
     def arrays(self, t: Tensor) -> np.ndarray | Tensor:
@@ -264,17 +246,21 @@ class SweepModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self.shard = self.member_shard()
-        lr = self.arrays(self.lrs.clone())[self.shard]  # its own copy: a diverged member's lr is set to 0
-        kind = {"sgd": StackedSGD, "adam": StackedAdam}[self.optimizer_name]
-        self.optimizer = kind(lr=lr, **self.optimizer_kwargs)
-        if self.optimizer_state is not None:  # resumed from a checkpoint
-            mine = map_tensors(self.optimizer_state, lambda t: t[self.shard])
-            self.optimizer.load_state_dict(mine, [p[self.shard] for p in self.stacked_params()])
+        self.params = [p[self.shard] for p in self.stacked_params()]
+        hyper = {"lr": self.arrays(self.lrs.clone())[self.shard], **self.optimizer_kwargs}  # a frozen member: lr 0
+        states: list[dict[str, object]] = [{} for _ in self.params]
+        if self.optimizer_states is not None:  # resumed from a checkpoint
+            hyper["lr"] = self.arrays(self.optimizer_states[0]["lr"].to(self.device))[self.shard]
+            for state, saved in zip(states, self.optimizer_states[1:]):
+                for key, value in saved.items():
+                    mine = value[self.shard].to(self.device) if isinstance(value, Tensor) else value
+                    state[key] = copy_array(self.arrays(mine)) if isinstance(mine, Tensor) else mine
+        self.optimizer = {"sgd": SGD, "adam": Adam}[self.optimizer_name](hyper, states)
         masks = [getattr(self, f"mask{k}")[self.shard] for k in range(len(self.weights))]
         self.masks = [None if bool(m.all()) else self.arrays(m) for m in masks]  # None: no member padded here
 
     def on_train_epoch_start(self) -> None:
-        self.trainer.train_dataloader.set_epoch(self.current_epoch)
+        self.trainer.train_dataloader.set_epochs(self.plan[self.current_epoch])
 
     def step(self, grads: list[np.ndarray | Tensor]) -> None:
         stride = 2 if self.spec.bias else 1
@@ -285,82 +271,117 @@ class SweepModule(pl.LightningModule):
 
     @torch.no_grad()
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x, y = batch  # (M, rows of every epoch in the block, features), (M, rows)
-        x, y = self.arrays(x[self.shard].to(self.dtype)), self.arrays(y[self.shard])  # this rank's members
-        self.params = [p[self.shard] for p in self.stacked_params()]
         loader = self.trainer.train_dataloader
-        per_epoch = loader.chunks(self.rows_per_update)  # every epoch of a block has as many updates
-        chunks = [rows for epoch in per_epoch for rows in epoch]
+        x, y = batch  # (rows, features) shared by every member, or (M, rows, features) per member
+        if loader.member_orders or loader.per_member_tensors:
+            x, y = x[self.shard], y[self.shard]  # this rank's members
+        x, y = self.arrays(x.to(self.dtype)), self.arrays(y)
+        epochs = self.plan[self.current_epoch]
+        if loader.grouped():
+            chunks_per_epoch = epoch_chunks(loader.batch_rows(), len(epochs), self.rows_per_update)
+        else:
+            chunks_per_epoch = [row_chunks(x.shape[-2], self.rows_per_update)]
+        chunks = [rows for epoch in chunks_per_epoch for rows in epoch]
         with np.errstate(all="ignore"):  # a diverging member's overflow is reported below, not warned
             losses, _ = update_loop(self.chain(self.shard), x, y, chunks, self.step)
-        # (epochs, updates per epoch, members here) -> each epoch's mean loss, summed in update order
-        updates = len(per_epoch[0])
-        stacked = np.stack(losses) if xp.is_numpy(losses[0]) else torch.stack(losses)
-        epoch_loss = torch.as_tensor(stacked.reshape(len(per_epoch), updates, -1).sum(1) / updates).T
-        self.end_of_block(loader.block, self.gather_members(epoch_loss).T.cpu().numpy())
+        stacked = np.stack(losses) if xp.is_numpy(losses[0]) else torch.stack(losses)  # (updates, members here)
+        if loader.grouped():
+            updates = len(chunks_per_epoch[0])  # every epoch of a block has as many updates
+            self.end_of_epochs(epochs, stacked.reshape(len(epochs), updates, -1).sum(1) / updates)
+        else:  # one epoch in batches: its mean loss once it ends
+            total = stacked.sum(0)
+            self.epoch_loss_sum = total if self.epoch_loss_sum is None else self.epoch_loss_sum + total
+            self.epoch_updates += len(chunks)
 
-    def end_of_block(self, epochs: range, train_loss: np.ndarray) -> None:
-        """``train_loss`` (epochs, M): freeze members that diverged, log each epoch's losses at that epoch,
-        read the snapshot that ends the block (blocks end at every snapshot)."""
-        for m in np.flatnonzero(~np.isfinite(train_loss).all(0)):
-            if self.diverged_at[m] is None:
-                first_bad = int(np.argmin(np.isfinite(train_loss[:, m])))
-                self.diverged_at[m] = epochs[first_bad]
-                if self.shard.start <= m < self.shard.stop:
-                    self.optimizer.lr[m - self.shard.start] = 0.0  # frozen from the next block on: the others go on
+    def on_train_epoch_end(self) -> None:
+        if self.epoch_loss_sum is not None:
+            mean = self.epoch_loss_sum / self.epoch_updates
+            self.epoch_loss_sum, self.epoch_updates = None, 0
+            self.end_of_epochs(self.plan[self.current_epoch], mean[None])
+
+    def end_of_epochs(self, epochs: range, shard_loss: np.ndarray | Tensor) -> None:
+        """``shard_loss`` (epochs, this rank's members): freeze members that diverged, log each epoch's mean loss
+        at that epoch, read the snapshot that ends the block (blocks end at every snapshot)."""
+        train_loss = self.gather_members(torch.as_tensor(shard_loss).T).T.cpu().numpy()  # (epochs, M)
+        if self.first_epoch_loss is None:
+            self.first_epoch_loss = train_loss[0].copy()
+        self.freeze_diverged(epochs, train_loss)
         self.train_losses += list(train_loss)
         every = max(1, self.epochs // CURVE_POINTS)
-        logged = [i for i, epoch in enumerate(epochs) if epoch % every == 0 or epoch == self.epochs]
-        for i in logged if self.logger is not None else []:
-            finite = train_loss[i][np.isfinite(train_loss[i])]
-            if len(finite):
-                self.logger.log_metrics({"train/loss_members_mean": float(finite.mean())}, step=epochs[i])
-        last = epochs[-1]
-        if last in self.snapshots or last == self.epochs:
+        for i, epoch in enumerate(range(epochs.start + 1, epochs.stop + 1)):
+            if self.logger is not None and (epoch % every == 0 or epoch == self.epochs):
+                finite = train_loss[i][np.isfinite(train_loss[i])]
+                if len(finite):
+                    self.logger.log_metrics({"train/loss_members_mean": float(finite.mean())}, step=epoch)
+        if epochs.stop in self.snapshots or epochs.stop == self.epochs:
             self.sync_members()
-            self.results += self.evaluate(last, train_loss[-1])
+            self.results += self.evaluate(epochs.stop, train_loss[-1])
+
+    def freeze_diverged(self, epochs: range, train_loss: np.ndarray) -> None:
+        """Members whose loss turned non-finite or grew past the rule's bound, or whose weights did: flagged at the
+        first such epoch and frozen (lr 0) from the next block on."""
+        bad = ~np.isfinite(train_loss) | self.divergence.grown(train_loss, self.first_epoch_loss)
+        largest = self.gather_members(self.largest_weights()).cpu().numpy()
+        bound = self.divergence.max_abs_weight
+        bad[-1] |= ~np.isfinite(largest) | ((largest > bound) if bound else False)
+        for m in np.flatnonzero(bad.any(0)):
+            if self.diverged_at[m] is None:
+                self.diverged_at[m] = epochs.start + 1 + int(np.argmax(bad[:, m]))
+                if self.shard.start <= m < self.shard.stop:
+                    self.optimizer.hyper["lr"][m - self.shard.start] = 0.0  # the others go on
+
+    def largest_weights(self) -> Tensor:
+        """(this rank's members,): each member's largest weight magnitude."""
+        flat = [torch.as_tensor(p).reshape(p.shape[0], -1).abs().amax(1) for p in self.params]
+        return torch.stack(flat, 1).amax(1).to(self.device)
 
     @torch.no_grad()
     def evaluate(self, epoch: int, train_loss: np.ndarray) -> list[dict[str, object]]:
-        """Every member's test figures now: accuracy, macro P/R/F1, collapse and divergence flags."""
+        """Every member's test figures now: accuracy, macro P/R/F1 (or MSE), collapse and divergence flags."""
         members = self.trainer.datamodule.members
-        x_test = torch.stack([m.x_test for m in members]).to(self.device, torch.float64)
+        shared = shares_tensors(members)
+        x_test = members[0].x_test if shared else torch.stack([m.x_test for m in members])
+        y_test = members[0].y_test if shared else torch.stack([m.y_test for m in members])
+        x_test, y_test = x_test.to(self.device, torch.float64), y_test.to(self.device)
         with np.errstate(all="ignore"):
-            z = torch.as_tensor(self.chain().logits(self.arrays(x_test)))
+            z = torch.as_tensor(self.chain().logits(self.arrays(x_test)))  # (M, rows, K)
+        if shared:
+            y_test = y_test.expand(len(members), *y_test.shape)
+        test_loss = torch.as_tensor(head_layer(self.spec.head, self.spec.reduction).forward(z, y_test))
+        values = {k: v.cpu().tolist() for k, v in grouped_metrics(self.spec, z, y_test, "test_").items()}
         rows = []
-        head, k = self.spec.head, self.spec.num_classes
-        for m, member in enumerate(members):
-            y_test = member.y_test.to(z.device)
+        for m, name in enumerate(self.names):
             row = {
-                "member": self.names[m],
+                "member": name,
                 "epoch": epoch,
                 "train_loss": float(train_loss[m]),
-                "test_loss": float(head_layer(head, self.spec.reduction).forward(z[m], y_test)),
+                "test_loss": float(test_loss[m]),
                 "diverged": self.diverged_at[m] is not None,
+                **{k: v[m] for k, v in values.items() if self.spec.is_classifier or k == "test_mse"},
             }
             if self.spec.is_classifier:
-                preds, truth = predicted_classes(head, z[m]), y_test.reshape(-1).long()
-                row["test_accuracy"] = float(multiclass_accuracy(preds, truth, k, average="micro"))
-                row["test_precision"] = float(multiclass_precision(preds, truth, k, average="macro"))
-                row["test_recall"] = float(multiclass_recall(preds, truth, k, average="macro"))
-                row["test_f1"] = float(multiclass_f1_score(preds, truth, k, average="macro"))
-                row["collapsed"] = len(torch.unique(preds)) < 2
-            else:
-                out = output_activation(head, z[m]).reshape(y_test.shape)
-                row["test_mse"] = float(((out - y_test) ** 2).mean())
+                row["collapsed"] = len(torch.unique(predicted_classes(self.spec.head, z[m]))) < 2
             rows.append(row)
         return rows
 
     def on_save_checkpoint(self, checkpoint: dict[str, object]) -> None:
-        """The stacked optimiser's state and the results so far: a resumed sweep goes on exactly."""
-        # Under DDP every rank holds its own members' state: gathered (all ranks call this hook) into the whole stack's.
-        whole = map_tensors(self.optimizer.state_dict(), lambda t: self.gather_members(t.to(self.device)).cpu())
+        """The stacked optimiser's state and the results so far: a resumed sweep goes on exactly. Under DDP every
+        rank holds its own members' state, gathered here (all ranks call this hook) into the whole stack's."""
+
+        def whole(values: object) -> object:
+            if not isinstance(values, (np.ndarray, Tensor)) or np.ndim(values) == 0:
+                return values
+            return self.gather_members(torch.as_tensor(values).to(self.device)).cpu().clone()
+
+        states = [{"lr": whole(self.optimizer.hyper["lr"])}]
+        states += [{k: whole(v) for k, v in state.items()} for state in self.optimizer.states]
         checkpoint["sweep_state"] = {
             "names": self.names,  # a resume checks that it trains the same members
-            "optimizer": whole,
+            "optimizer": states,
             "diverged_at": [-1 if e is None else e for e in self.diverged_at],
             "results": self.results,
             "train_losses": torch.as_tensor(np.array(self.train_losses)),
+            "first_epoch_loss": None if self.first_epoch_loss is None else torch.as_tensor(self.first_epoch_loss),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, object]) -> None:
@@ -368,4 +389,6 @@ class SweepModule(pl.LightningModule):
         self.diverged_at = [None if e < 0 else e for e in state["diverged_at"]]
         self.results = state["results"]
         self.train_losses = list(state["train_losses"].numpy())
-        self.optimizer_state = state["optimizer"]
+        self.optimizer_states = state["optimizer"]
+        first = state.get("first_epoch_loss")
+        self.first_epoch_loss = None if first is None else first.numpy()

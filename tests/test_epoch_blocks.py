@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from lightning.pytorch import Callback
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
 from datamodules.base import TensorDataModule
 from datamodules.tensor_loader import TensorBatchLoader
 from models import ManualModule, MLPSpec, NativeModule
-from models.engine import row_chunks
+from models.engine import epoch_chunks
+from models.epoch_blocks import plan_blocks
 from tests.conftest import ROOT, quiet_trainer
 
 SPEC = dict(input_size=2, hidden_sizes=[4], output_size=3, activation="tanh", bias=True, init_std=0.5)
@@ -63,6 +65,10 @@ class Recorder(Logger):
 
     def series(self, tag: str) -> list[float]:
         return [metrics[tag] for _, metrics in self.records if tag in metrics]
+
+    def epochs(self, tag: str) -> list[int]:
+        """The notebook epoch each value of ``tag`` was logged at (every epoch bundle carries it)."""
+        return [int(metrics["epoch"]) for _, metrics in self.records if tag in metrics]
 
     def steps(self, tag: str) -> list[int | None]:
         return [step for step, metrics in self.records if tag in metrics]
@@ -119,12 +125,18 @@ def assert_same_weights(a, b) -> None:
 
 
 def test_chunks_never_straddle_an_epoch() -> None:
-    groups = row_chunks(26, 5, epoch_rows=[13, 13])
+    groups = epoch_chunks([13], 2, 5)
     assert groups == [
         [slice(0, 5), slice(5, 10), slice(10, 13)],
         [slice(13, 18), slice(18, 23), slice(23, 26)],
     ]
-    assert row_chunks(26, None, epoch_rows=[13, 13]) == [[slice(0, 13)], [slice(13, 26)]]
+    assert epoch_chunks([13], 2, None) == [[slice(0, 13)], [slice(13, 26)]]
+
+
+def test_blocks_end_at_every_observed_epoch() -> None:
+    assert plan_blocks(0, 10, 4) == [range(0, 4), range(4, 8), range(8, 10)]
+    assert plan_blocks(0, 10, 4, [3, 6, 10]) == [range(0, 3), range(3, 6), range(6, 10)]
+    assert plan_blocks(5, 12, 3, [6]) == [range(5, 6), range(6, 9), range(9, 12)]  # a resumed fit starts at 5
 
 
 @pytest.mark.parametrize("module_class", [ManualModule, NativeModule])
@@ -137,17 +149,19 @@ def test_blocks_equal_one_epoch_per_step(tmp_path, module_class, optimizer: str)
 
     assert block.trainer.global_step == 3 and reference.trainer.global_step == EPOCHS
     assert block.updates_done == reference.updates_done == 3 * EPOCHS
+    assert block.epochs_done == reference.epochs_done == EPOCHS
     assert_same_weights(reference, block)
-    # every epoch's training loss, logged at that epoch: the one-epoch run's loss in float64, and its
-    # logged float32 values and metrics to float32 precision
-    assert logged_block.steps("train/loss") == list(range(EPOCHS)) == logged.steps("train/loss")
+    # every epoch's training loss, logged at that epoch (counted from 1) with the updates done as step: the
+    # one-epoch run's loss in float64, and its logged float32 values and metrics to float32 precision
+    assert logged_block.epochs("train/loss") == list(range(1, EPOCHS + 1)) == logged.epochs("train/loss")
+    assert logged_block.steps("train/loss") == list(range(3, 3 * EPOCHS + 1, 3)) == logged.steps("train/loss")
     torch.testing.assert_close(logged_block.series("train/loss"), epoch_losses, rtol=0, atol=1e-12)
     for tag in ("train/loss", "train/accuracy", "train/precision", "train/recall", "train/f1"):
         torch.testing.assert_close(logged_block.series(tag), logged.series(tag), rtol=1e-6, atol=0)
     # validation at block ends only, at the block's last epoch, with the one-epoch run's values there
-    val = dict(zip(logged.steps("val/loss"), logged.series("val/loss")))
-    assert logged_block.steps("val/loss") == [2, 5, 6]
-    torch.testing.assert_close(logged_block.series("val/loss"), [val[2], val[5], val[6]], rtol=0, atol=1e-12)
+    val = dict(zip(logged.epochs("val/loss"), logged.series("val/loss")))
+    assert logged_block.epochs("val/loss") == [3, 6, 7]
+    torch.testing.assert_close(logged_block.series("val/loss"), [val[3], val[6], val[7]], rtol=0, atol=1e-12)
     if optimizer.endswith("per_epoch"):  # StepLR(step_size=2) stepped once per epoch: 7 epochs -> 3 halvings
         assert block.lr_schedulers().last_epoch == EPOCHS
         assert block.optimizers().param_groups[0]["lr"] == pytest.approx(0.3 / 8)
@@ -165,10 +179,22 @@ def test_full_batch_blocks_equal_one_epoch_per_step(tmp_path, module_class) -> N
     torch.testing.assert_close(logged_block.series("train/loss"), epoch_losses, rtol=0, atol=1e-12)
 
 
-def test_auto_gives_about_fifty_steps(tmp_path) -> None:
+def test_auto_gives_about_fifty_blocks(tmp_path) -> None:
     module = make_module(ManualModule, "sgd", "auto", rows_per_update=None)
     fit(module, tmp_path, epochs=120, limit_val_batches=0)
-    assert module.trainer.global_step == 40 and module.updates_done == 120  # ceil(120 / 50) = 3 epochs per step
+    assert module.trainer.global_step == 40 and module.updates_done == 120  # ceil(120 / 50) = 3 epochs per block
+
+
+def test_checkpoints_are_named_by_notebook_epoch_and_update(tmp_path) -> None:
+    module = make_module(ManualModule, "sgd", 3, rows_per_update=5)
+    fit(
+        module,
+        tmp_path,
+        enable_checkpointing=True,
+        callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1)],
+    )
+    names = sorted(p.name for p in (tmp_path / "ckpt").glob("*.ckpt"))
+    assert names == ["epoch=3-step=9.ckpt", "epoch=6-step=18.ckpt", "epoch=7-step=21.ckpt"]
 
 
 @pytest.mark.parametrize("module_class", [ManualModule, NativeModule])
@@ -186,22 +212,62 @@ def test_resume_at_a_block_boundary_equals_the_uninterrupted_run(tmp_path, modul
         stored = torch.load(path, weights_only=True)
         assert (stored["epochs_per_step"], stored["notebook_epochs_done"]) == (3, 6)
 
-    resumed = make_module(module_class, "adam", 3, rows_per_update=5)
-
     def restored() -> dict[str, object]:
         """The callback the checkpoint was saved with, saving nothing more: Lightning restores its state and has
         neither a missing callback nor a changed or non-empty checkpoint folder to warn about."""
         return dict(enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=0)])
 
-    logged_resumed, _ = fit(resumed, tmp_path / "resumed", ckpt_path=last, **restored())
-    assert resumed.updates_done == whole.updates_done
-    assert_same_weights(whole, resumed)
-    assert logged_resumed.steps("train/loss") == [6]
-    assert logged_resumed.series("train/loss") == pytest.approx(logged_whole.series("train/loss")[6:], abs=1e-12)
+    # the same block size, and another: blocks group the same updates, so either continues exactly
+    for block_size in (3, 2):
+        resumed = make_module(module_class, "adam", block_size, rows_per_update=5)
+        logged_resumed, _ = fit(resumed, tmp_path / f"resumed{block_size}", ckpt_path=last, **restored())
+        assert resumed.updates_done == whole.updates_done and resumed.epochs_done == EPOCHS
+        assert_same_weights(whole, resumed)
+        assert logged_resumed.epochs("train/loss") == [7]
+        assert logged_resumed.series("train/loss") == pytest.approx(logged_whole.series("train/loss")[6:], abs=1e-12)
 
-    other = make_module(module_class, "adam", 2, rows_per_update=5)
-    with pytest.raises(ValueError, match="Resume with model.epochs_per_step=3"):
-        fit(other, tmp_path / "other", ckpt_path=last, **restored())
+
+def test_a_run_in_blocks_resumes_to_more_epochs(tmp_path) -> None:
+    """``auto`` sizes blocks from max_epochs, so a longer resumed run makes larger ones: the same updates."""
+    whole = make_module(ManualModule, "momentum", "auto", rows_per_update=5)
+    fit(whole, tmp_path / "whole", epochs=200, limit_val_batches=0)
+    first = make_module(ManualModule, "momentum", "auto", rows_per_update=5)
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, save_top_k=0)
+    fit(first, tmp_path / "first", epochs=100, limit_val_batches=0, enable_checkpointing=True, callbacks=[checkpoints])
+    assert first.blocks.size == 2
+    resumed = make_module(ManualModule, "momentum", "auto", rows_per_update=5)
+    restored = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, save_top_k=0)
+    fit(
+        resumed,
+        tmp_path / "resumed",
+        epochs=200,
+        limit_val_batches=0,
+        enable_checkpointing=True,
+        callbacks=[restored],
+        ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"),
+    )
+    assert resumed.blocks.size == 4 and resumed.epochs_done == 200
+    assert_same_weights(whole, resumed)
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        (dict(check_val_every_n_epoch=2), "trainer.check_val_every_n_epoch=2"),
+        (dict(callbacks=[ModelCheckpoint(every_n_epochs=2)], enable_checkpointing=True), "every_n_epochs=2"),
+        (dict(callbacks=[EarlyStopping("val/loss", patience=3)]), "EarlyStopping(patience=3)"),
+        (dict(min_epochs=2), "trainer.min_epochs=2"),
+        (dict(max_steps=2), "trainer.max_steps=2"),
+    ],
+    ids=["check_val", "checkpoint_every", "early_stopping", "min_epochs", "max_steps"],
+)
+def test_lightning_settings_that_count_epochs_turn_blocks_off_or_are_refused(tmp_path, setting, named) -> None:
+    explicit = make_module(ManualModule, "sgd", 3, rows_per_update=5)
+    with pytest.raises(ValueError, match=re.escape(named) + ".*set model.epochs_per_step to 1"):
+        fit(explicit, tmp_path / "explicit", epochs=200, **setting)
+    auto = make_module(ManualModule, "sgd", "auto", rows_per_update=5)
+    fit(auto, tmp_path / "auto", epochs=6, **setting)  # 6 epochs: one per Lightning epoch, as asked
+    assert auto.blocks.size == 1
 
 
 def test_explicit_blocks_refuse_epochs_of_several_batches(tmp_path) -> None:
@@ -221,11 +287,10 @@ def test_grouped_loader_serves_each_epoch_in_its_own_order() -> None:
         alone.set_epoch(epoch)
         orders.append(next(iter(alone))[0])
     grouped = TensorBatchLoader((x,), batch_size=6, shuffle=True, seed=1)
-    grouped.group_epochs(2, total_epochs=5)
-    for block, epochs in enumerate([[0, 1], [2, 3], [4]]):
-        grouped.set_epoch(block)
+    for epochs in ([0, 1], [2, 3], [4]):
+        grouped.set_epochs(range(epochs[0], epochs[-1] + 1))
         assert torch.equal(next(iter(grouped))[0], torch.cat([orders[e] for e in epochs]))
-    grouped.set_epoch(0)  # an order dropped from the sampler's memory is drawn again, the same
+    grouped.set_epochs(range(0, 2))  # an order dropped from the sampler's memory is drawn again, the same
     assert torch.equal(next(iter(grouped))[0], torch.cat(orders[:2]))
 
 
@@ -244,8 +309,8 @@ def test_moons_config_logs_every_epoch_to_tensorboard(tmp_path) -> None:
             f"--trainer.logger.init_args.save_dir={tmp_path}",
         ]
     )
-    assert cli.model.epochs_per_step == "auto"
-    assert cli.trainer.progress_bar_callback.train_progress_bar.desc.startswith("Epochs 98-99 of 100")
+    assert cli.model.blocks.setting == "auto"
+    assert cli.trainer.progress_bar_callback.train_progress_bar.desc.startswith("Epochs 99-100 of 100")
     assert cli.trainer.global_step == 50 and cli.model.updates_done == 100  # ceil(100 / 50) = 2 epochs per step
     run_dir = Path(cli.trainer.log_dir)
     assert json.loads((run_dir / "weights_final.json").read_text())["epoch"] == 100

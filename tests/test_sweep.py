@@ -71,10 +71,10 @@ snapshots: [1, 2]
     assert len(result.stacks) == 1 and len(result.stacks[0][0]) == 8  # one stack, widths padded to 5, 4
     assert sorted({r["epoch"] for r in result.rows}) == [1, 2, 3]  # the snapshots and the last epoch
     assert len(result.rows) == 8 * 3
-    by_seed = {}
-    for member in result.stacks[0][0]:  # the data are read once per seed, not once per member
-        assert by_seed.setdefault(member.values["seed"], member.data) is member.data
-    assert len(by_seed) == 2
+    members = result.stacks[0][0]
+    # the data are read once for every seed (a seed orders the rows, never makes them), each member keeps its seed
+    assert all(m.data.x_train is members[0].data.x_train for m in members)
+    assert {m.values["seed"]: m.data.seed for m in members} == {0: 0, 1: 1}
     assert_members_equal_single_runs(result, args, ["lr0.05-h3x3-seed1", "lr0.2-h5x4-seed0", "lr0.2-h3x3-seed0"])
 
 
@@ -338,15 +338,20 @@ def test_a_sweep_cut_and_resumed_on_two_gloo_ranks_equals_the_whole_one_process_
 
 
 def test_stacked_chunks_cut_each_batch_and_group_each_epoch() -> None:
-    from models.sweep_module import MemberData, StackedEpochLoader
+    from models.engine import epoch_chunks
+    from models.sweep_module import MemberData, stack_loader
 
     member = MemberData(torch.zeros(10, 2), torch.zeros(10), torch.zeros(1, 2), torch.zeros(1), seed=0)
-    loader = StackedEpochLoader([member], batch_size=6, shuffle=False, blocks=[range(1, 3)])  # batches of 6 and 4
-    assert loader.chunks(4) == [
+    loader = stack_loader([member], batch_size=6, shuffle=False, whole_epochs=True)
+    loader.set_epochs(range(0, 2))
+    assert loader.batch_rows() == [6, 4] and len(loader) == 1
+    ((x, _),) = list(loader)
+    assert x.shape == (20, 2)  # both epochs whole in one batch, shared by the members (no member dimension)
+    assert epoch_chunks(loader.batch_rows(), 2, 4) == [
         [slice(0, 4), slice(4, 6), slice(6, 10)],
         [slice(10, 14), slice(14, 16), slice(16, 20)],
     ]
-    assert loader.chunks(None) == [[slice(0, 6), slice(6, 10)], [slice(10, 16), slice(16, 20)]]
+    assert epoch_chunks(loader.batch_rows(), 2, None) == [[slice(0, 6), slice(6, 10)], [slice(10, 16), slice(16, 20)]]
 
 
 def test_the_sweep_logs_where_the_config_logs_and_titles_its_bar_with_the_stack(tmp_path, monkeypatch, capsys) -> None:
@@ -357,8 +362,8 @@ def test_the_sweep_logs_where_the_config_logs_and_titles_its_bar_with_the_stack(
     assert result.run_dir == tmp_path / "elsewhere" / "grid_sweep" / "version_0"
     assert not (tmp_path / "runs").exists()
     bars = capsys.readouterr().out  # Lightning's tqdm bars write to stdout
-    assert "stack 1/2: 1 members, 2-3-3-2 sigmoid softmax_ce, block 1/1: 100%" in bars
-    assert "stack 2/2: 1 members, 2-3-3-2 tanh softmax_ce, block 1/1: 100%" in bars and "v_num" not in bars
+    assert "stack 1/2: 1 member, 2-3-3-2 sigmoid softmax_ce: epochs 1-3 of 3: 100%" in bars
+    assert "stack 2/2: 1 member, 2-3-3-2 tanh softmax_ce: epochs 1-3 of 3: 100%" in bars and "v_num" not in bars
 
 
 def test_results_csv_quotes_list_values(tmp_path) -> None:

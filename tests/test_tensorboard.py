@@ -185,8 +185,9 @@ def test_conv_net_filters_are_drawn(tmp_path) -> None:
 
 def test_logger_keys_epoch_metrics_by_epoch_and_passes_explicit_steps(tmp_path) -> None:
     logger = EpochTensorBoardLogger(tmp_path, name="tb")
-    logger.log_metrics({"train/loss": 0.5, "train/loss_step": 0.7, "epoch": 0}, step=123)  # Lightning: epoch 0 ends
-    logger.log_metrics({"test/f1": 0.9, "epoch": 1}, step=456)  # after one epoch of fit
+    # the modules log each stage's epoch values with the notebook epochs done and the updates done (the step)
+    logger.log_metrics({"train/loss": 0.5, "train/loss_step": 0.7, "epoch": 1}, step=123)
+    logger.log_metrics({"test/f1": 0.9, "epoch": 1}, step=456)  # the test after that one epoch
     logger.log_metrics({"lr-SGD": 0.1}, step=400)  # LearningRateMonitor: its own step
     logger.finalize("success")
     events = EventAccumulator(logger.log_dir)

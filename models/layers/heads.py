@@ -10,12 +10,22 @@ Shapes, with an optional leading member dimension M:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from models.layers import xp
 from models.layers.xp import Array
 from models.spec import Head, Reduction
+
+
+def as_rows(target: Array, z: Array, width: int | None) -> Array:
+    """Targets shaped to broadcast against Z (M?, N, K): labels (M?, N) (``width`` None) or values (M?, N, width).
+    Targets without the member dimension serve every member (a sweep's shared batch)."""
+    n = z.shape[-2]
+    members = z.shape[:-2] if math.prod(target.shape) == math.prod(z.shape[:-2]) * n * (width or 1) else ()
+    return target.reshape(*members, n, *([width] if width else []))
 
 
 class _Head:
@@ -35,7 +45,7 @@ class SoftmaxCrossEntropy(_Head):
     def forward(self, z: Array, target: Array) -> Array:
         shifted = z - xp.last_axis_max(z)  # (M?, N, K), max 0 per row: exp cannot overflow
         log_p = shifted - xp.log(xp.last_axis_sum(xp.exp(shifted)))  # log-softmax (M?, N, K)
-        y = xp.one_hot_like(target.reshape(z.shape[:-1]), z)  # Y, one-hot of the labels: (M?, N, K)
+        y = xp.one_hot_like(as_rows(target, z, None), z)  # Y, one-hot of the labels: (M?, N, K)
         loss = -self._reduce(log_p * y)  # -sum_k Y log P = -log p_y per example, then over the N examples
         self.dz = (xp.exp(log_p) - y) * self.scale  # (P - Y) / N: (M?, N, K)
         return loss
@@ -48,7 +58,7 @@ class SigmoidBinaryCrossEntropy(_Head):
     """-[y log s(z) + (1-y) log(1 - s(z))] on one output; dL/dz = (s(z) - y) / N."""
 
     def forward(self, z: Array, target: Array) -> Array:
-        y = xp.cast_like(target.reshape(z.shape), z)  # (M?, N, 1)
+        y = xp.cast_like(as_rows(target, z, 1), z)  # (M?, N, 1)
         # written stably as max(z, 0) - z y + log(1 + exp(-|z|)): (M?, N, 1)
         loss = self._reduce(xp.relu(z) - z * y + xp.log1p(xp.exp(-xp.absolute(z))))
         self.dz = (xp.sigmoid(z) - y) * self.scale  # (M?, N, 1)
@@ -67,7 +77,7 @@ class MeanSquaredError(_Head):
 
     def forward(self, z: Array, target: Array) -> Array:
         out = xp.sigmoid(z) if self.sigmoid_output else z  # (M?, N, K)
-        err = out - xp.cast_like(target.reshape(z.shape), z)  # (M?, N, K)
+        err = out - xp.cast_like(as_rows(target, z, z.shape[-1]), z)  # (M?, N, K)
         loss = 0.5 * self._reduce(err * err)  # 1/2 sum_k e_k^2 per example, then over the N examples
         dout = err * self.scale  # d(1/2 e^2)/d out = e
         self.dz = dout * (out * (1.0 - out)) if self.sigmoid_output else dout  # times sigma' for the delta rule

@@ -1,0 +1,125 @@
+"""The project's one metric set, and the per-stage metrics a LightningModule owns.
+
+:func:`metric_collection` is the only place the metrics are listed: accuracy and macro precision, recall and F1
+for classifiers, MSE and MAE for regression. It serves one value per stage (the modules' train/val/test) and one
+value per group of rows in one call (each epoch of an epoch block, each member of a sweep's stack).
+"""
+
+from __future__ import annotations
+
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor, nn
+from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+from models.layers.heads import output_activation, predicted_classes
+from models.report import format_test_report
+from models.spec import MLPSpec
+
+STAGES = ("train", "val", "test")
+
+
+def metric_collection(spec: MLPSpec, prefix: str = "", groups: int | None = None) -> MetricCollection:
+    """Every metric of a net with ``spec``'s head, named ``<prefix><metric>``.
+
+    ``groups``: values come per group, for inputs shaped (groups, rows) (:func:`grouped_metrics`), e.g. each epoch
+    of a block or each member of a stack.
+    """
+    if spec.is_classifier:
+        # validate_args=False: inputs are our own argmax predictions and checked labels; the checks would cost
+        # about a quarter of a tiny net's update
+        common = dict(num_classes=spec.num_classes, validate_args=False)
+        if groups is not None:
+            common["multidim_average"] = "samplewise"
+        metrics = {
+            "accuracy": MulticlassAccuracy(average="micro", **common),
+            "precision": MulticlassPrecision(average="macro", **common),
+            "recall": MulticlassRecall(average="macro", **common),
+            "f1": MulticlassF1Score(average="macro", **common),
+        }
+    else:
+        outputs = groups or 1
+        metrics = {"mse": MeanSquaredError(num_outputs=outputs), "mae": MeanAbsoluteError(num_outputs=outputs)}
+    return MetricCollection(metrics, prefix=prefix)
+
+
+def metric_inputs(spec: MLPSpec, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """What the metrics compare: predicted classes and labels, or the head's output shaped like the targets."""
+    if spec.is_classifier:
+        return predicted_classes(spec.head, logits), target.reshape(target.shape[: logits.ndim - 1]).long()
+    return output_activation(spec.head, logits).reshape(target.shape), target
+
+
+def grouped_metrics(spec: MLPSpec, logits: Tensor, target: Tensor, prefix: str = "") -> dict[str, Tensor]:
+    """One value per group of every metric: ``logits`` (G, rows, K) and ``target`` (G, rows[, K]) -> (G,) each."""
+    preds, truth = metric_inputs(spec, logits, target)
+    groups = preds.shape[0]
+    collection = metric_collection(spec, prefix, groups).to(preds.device)
+    if spec.is_classifier:
+        values = collection(preds, truth)
+    else:  # regression metrics take one column per output: (rows * K, G)
+        values = collection(preds.reshape(groups, -1).T, truth.reshape(groups, -1).T.to(preds.dtype))
+    return {name: value.reshape(groups) for name, value in values.items()}  # one group comes back as a scalar
+
+
+class StageMetrics(nn.Module):
+    """One metric collection and one row-weighted mean loss per stage, and the test confusion matrix: the
+    lightning-hydra-template layout, owned by the module. torchmetrics syncs all of them over DDP ranks."""
+
+    def __init__(self, spec: MLPSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.train_metrics = metric_collection(spec, "train/")
+        self.val_metrics = metric_collection(spec, "val/")
+        self.test_metrics = metric_collection(spec, "test/")
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.test_confusion = MulticlassConfusionMatrix(spec.num_classes) if spec.is_classifier else None
+
+    def collection(self, stage: str) -> MetricCollection:
+        return {"train": self.train_metrics, "val": self.val_metrics, "test": self.test_metrics}[stage]
+
+    def mean_loss(self, stage: str) -> MeanMetric:
+        return {"train": self.train_loss, "val": self.val_loss, "test": self.test_loss}[stage]
+
+    def update(self, stage: str, loss: Tensor, logits: Tensor, target: Tensor) -> None:
+        preds, truth = metric_inputs(self.spec, logits.detach(), target)
+        self.collection(stage).update(preds, truth)
+        self.mean_loss(stage).update(loss.detach(), weight=logits.shape[0])
+        if stage == "test" and self.test_confusion is not None:
+            self.test_confusion.update(preds, truth)
+
+    def compute(self, stage: str) -> dict[str, Tensor]:
+        """This stage's values since the last call (synced over ranks), ``<stage>/loss`` included; then reset.
+        Empty when nothing was seen."""
+        loss, collection = self.mean_loss(stage), self.collection(stage)
+        if not loss.update_count:
+            return {}
+        values = dict(collection.compute())
+        values[f"{stage}/loss"] = loss.compute()
+        collection.reset()
+        loss.reset()
+        return values
+
+    def test_report(self, values: dict[str, Tensor], model_name: str, advice: str) -> str | None:
+        """The notebook's test printout (P/R/F1, confusion matrix, predicted-class counts), printed on rank 0;
+        None for regression."""
+        if self.test_confusion is None or not values:
+            return None
+        confusion = self.test_confusion.compute()
+        self.test_confusion.reset()
+        report = format_test_report(
+            model_name,
+            float(values["test/precision"]),
+            float(values["test/recall"]),
+            float(values["test/f1"]),
+            confusion,
+            advice,
+        )
+        rank_zero_info(report)
+        return report
