@@ -23,6 +23,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torchmetrics import Metric
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from datamodules.tensor_loader import TensorBatchLoader
 from models.base_net import MLPParameters
@@ -122,6 +123,12 @@ class MLPModule(pl.LightningModule):
     def epochs_done(self) -> int:
         """Notebook epochs trained so far, whatever the block size."""
         return self.blocks.epochs_done
+
+    @property
+    def test_confusion(self) -> MulticlassConfusionMatrix | None:
+        """The test confusion matrix (classifiers), which the dashboard and ``compare`` read before the module's
+        own report resets it."""
+        return self.metrics.test_confusion
 
     # ---- what the two modules do differently ---------------------------------------------
     def build_net(self, spec: MLPSpec) -> MLPParameters:
