@@ -27,6 +27,7 @@ from callbacks.interrupt_report import InterruptReport
 from callbacks.weights_export import WeightsExport
 from commands.errors import as_config_error, report_and_exit
 from commands.frozen_gc import long_lived_objects_frozen
+from commands.sweep_grid import SweepOptions
 from datamodules.base import TensorDataModule
 from models.lightning_modules import MLPModule
 
@@ -90,13 +91,16 @@ class BackpropCLI(LightningCLI):
     member's own, and LightningCLI's instantiation (with its hyper-parameter dump) costs ~0.1 s.
     """
 
-    def __init__(self, *args: Any, instantiate: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, instantiate: bool = True, command: str | None = None, **kwargs: Any) -> None:
         self.instantiate = instantiate
+        self.command = command
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(WeightsExport, "weights_export")
         parser.add_argument("--test_after_fit", type=bool, default=False, help="Run test on the fitted weights.")
+        if self.command == "sweep":  # the sweep's own options, parsed like every other (--sweep FILE, --sweep.resume)
+            parser.add_class_arguments(SweepOptions, "sweep")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: object) -> None:
         """A ``--ckpt_path`` is checked right after parsing: LightningCLI reads its hyperparameters next."""
@@ -196,9 +200,11 @@ class BackpropCLI(LightningCLI):
         rank_zero_info("\n".join(lines))
 
 
-def make_cli(args: list[str] | None = None, run: bool = True, instantiate: bool = True) -> BackpropCLI:
+def make_cli(
+    args: list[str] | None = None, run: bool = True, instantiate: bool = True, command: str | None = None
+) -> BackpropCLI:
     """The CLI over every MLPModule and DataModule; ``args``, ``run=False`` and ``instantiate=False`` serve
-    in-process use."""
+    in-process use; ``command`` (``sweep``) adds that command's own options."""
     with warnings.catch_warnings():
         if args is not None:  # in-process callers pass their arguments on purpose, whatever sys.argv holds
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")
@@ -215,6 +221,7 @@ def make_cli(args: list[str] | None = None, run: bool = True, instantiate: bool 
             args=args,
             run=run,
             instantiate=instantiate,
+            command=command,
         )
 
 

@@ -1,7 +1,8 @@
 """What a sweep file asks for: its grid checked against the config, and one :class:`Member` per combination.
 
 A sweep file names grid axes by the dotted keys ``--print_config`` shows, plus ``seed`` (the init seed
-and the data-order seed together), the snapshot epochs and ``max_members`` (see :mod:`sweep`).
+and the data-order seed together), the snapshot epochs and ``max_members`` (see :mod:`commands.sweep`); the CLI's
+own parser reads it as the ``--sweep`` options (:class:`SweepOptions`).
 Members that can share a stack are grouped by :func:`plan_stacks`.
 """
 
@@ -12,12 +13,13 @@ import dataclasses
 import importlib
 import inspect
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from jsonargparse import Namespace
+from jsonargparse.typing import PositiveInt
 from lightning.pytorch.cli import LightningCLI
 
 from commands.errors import ConfigError, expected_types
@@ -34,9 +36,6 @@ OPTIMIZER_ARGS = {
     "sgd": ("momentum", "dampening", "weight_decay", "nesterov"),
     "adam": ("betas", "eps", "weight_decay"),
 }
-
-
-SWEEP_FILE_KEYS = ("grid", "snapshots", "max_members", "gradients")
 
 
 class SweepError(ValueError):
@@ -71,7 +70,40 @@ class Member:
         )
 
 
-def read_sweep_file(path: str) -> dict[str, Any]:
+@dataclass
+class SweepOptions:
+    """The sweep's own options; --sweep configs/sweeps/<grid>.yaml reads the first four from a file.
+
+    Args:
+        grid: Axes: dotted keys as --print_config shows them, or seed (init and data-order seed), with values.
+        snapshots: Epochs at which every member is evaluated, besides the last.
+        max_members: The most members in one stack; a larger grid trains as several stacks, one after another.
+        gradients: hand (hand-derived) or autograd (torch.func, the autograd twin).
+        resume: The run directory of an interrupted sweep (runs/<sweep>_sweep/version_<n>), to go on from.
+        export: best, or a member's name: written as an ordinary checkpoint once the sweep has trained.
+    """
+
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    snapshots: list[PositiveInt] = field(default_factory=list)
+    max_members: PositiveInt = 10_000
+    gradients: Literal["hand", "autograd"] = "hand"
+    resume: str | None = None
+    export: str | None = None
+
+
+def sweep_file_argument(args: list[str]) -> str | None:
+    """The file of ``--sweep FILE`` or ``--sweep=FILE``, if any."""
+    for i, arg in enumerate(args):
+        if arg.startswith("--sweep="):
+            return arg.split("=", 1)[1]
+        if arg == "--sweep" and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def check_sweep_file(path: str) -> None:
+    """A missing file, broken YAML (with its line and column) or an unknown top-level key, each in one message
+    naming the file, before the parser reads it as the ``--sweep`` options."""
     file = Path(path)
     if not file.is_file():
         raise SweepError(f"{path}: no such sweep file; pass --sweep configs/sweeps/<name>.yaml")
@@ -83,36 +115,22 @@ def read_sweep_file(path: str) -> dict[str, Any]:
         raise SweepError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', None) or error})") from None
     if not isinstance(content, dict):
         raise SweepError(f"{path}: needs a 'grid:' mapping of dotted keys to lists of values")
-    unknown = sorted(set(content) - set(SWEEP_FILE_KEYS))
+    known = [f.name for f in fields(SweepOptions) if f.name not in ("resume", "export")]
+    unknown = sorted(set(content) - set(known))
     if unknown:
-        raise SweepError(f"{path}: unknown key(s) {unknown}; a sweep file holds {', '.join(SWEEP_FILE_KEYS)}")
-    grid = content.get("grid")
-    if not isinstance(grid, dict) or not grid:
-        raise SweepError(f"{path}: needs a 'grid:' mapping of dotted keys to lists of values")
+        raise SweepError(f"{path}: unknown key(s) {unknown}; a sweep file holds {', '.join(known)}")
+
+
+def check_grid(grid: dict[str, list[Any]], where: str) -> None:
+    """What the grid's types leave open: at least one axis, no empty axis, seeds that are whole numbers >= 0."""
+    if not grid:
+        raise SweepError(f"{where}: needs a 'grid:' mapping of dotted keys to lists of values")
     for key, values in grid.items():
-        if not isinstance(values, list):
-            raise SweepError(f"{path}: grid key {key!r} must be a list of values, got {values!r}")
         if not values:
-            raise SweepError(f"{path}: grid key {key!r} is an empty list; give it at least one value or remove it")
+            raise SweepError(f"{where}: grid key {key!r} is an empty list; give it at least one value or remove it")
     seeds = grid.get("seed", [])
     if not all(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 for seed in seeds):
-        raise SweepError(f"{path}: grid key 'seed' takes whole numbers >= 0 (init and data-order seeds), got {seeds!r}")
-    max_members = content.get("max_members", 10_000)
-    if isinstance(max_members, bool) or not isinstance(max_members, int) or max_members < 1:
-        raise SweepError(f"{path}: max_members is the largest stack, a whole number >= 1, got {max_members!r}")
-    snapshots = content.get("snapshots", [])
-    if not isinstance(snapshots, list) or not all(isinstance(e, int) and e > 0 for e in snapshots):
-        raise SweepError(f"{path}: snapshots must be a list of positive epoch numbers, got {snapshots!r}")
-    gradients = content.get("gradients", "hand")
-    if gradients not in ("hand", "autograd"):
-        raise SweepError(f"{path}: gradients is 'hand' (hand-derived, the default) or 'autograd', got {gradients!r}")
-    return {
-        "grid": grid,
-        "snapshots": snapshots,
-        "max_members": max_members,
-        "hand_derived": gradients == "hand",
-        "path": path,
-    }
+        raise SweepError(f"{where}: grid key 'seed' takes whole numbers >= 0 (init and data-order seeds), got {seeds}")
 
 
 def short_name(key: str, value: Any) -> str:

@@ -202,14 +202,16 @@ class SweepModule(pl.LightningModule):
         """NumPy views for hand-derived updates on the CPU (lower per-call cost), else the tensors."""
         return t.detach().numpy() if self.hand_derived and t.device.type == "cpu" else t.detach()
 
-    def stacked_params(self) -> list[np.ndarray | Tensor]:
+    def layer_params(self) -> list[nn.Parameter]:
         """In layer order, each weight then its bias, as the layers list their grads."""
         params = []
         for k, w in enumerate(self.weights):
-            params.append(self.arrays(w))
-            if self.spec.bias:
-                params.append(self.arrays(self.biases[k]))
+            params += [w, self.biases[k]] if self.spec.bias else [w]
         return params
+
+    def stacked_params(self) -> list[np.ndarray | Tensor]:
+        """:meth:`layer_params` as the arrays the update loop works on."""
+        return [self.arrays(p) for p in self.layer_params()]
 
     def chain(self, members: slice = slice(None)) -> LayerChain | AutogradStack:
         """The layers over ``members`` of the stack (views: updates land in the stack)."""
@@ -392,3 +394,29 @@ class SweepModule(pl.LightningModule):
         self.optimizer_states = state["optimizer"]
         first = state.get("first_epoch_loss")
         self.first_epoch_loss = None if first is None else first.numpy()
+
+
+@torch.no_grad()
+def member_gradient_errors(module: SweepModule, members: list[MemberData], rows: int) -> np.ndarray:
+    """Each member's worst relative error, |hand - autograd| / max(|hand|, |autograd|, 1e-12), over every parameter
+    entry, both gradients taken in float64 on the first ``rows`` training rows at the stack's current weights."""
+    shared = shares_tensors(members)
+    x = members[0].x_train[:rows] if shared else torch.stack([m.x_train[:rows] for m in members])
+    y = members[0].y_train[:rows] if shared else torch.stack([m.y_train[:rows] for m in members])
+    params = [p.detach().double().clone() for p in module.layer_params()]
+    hand = LayerChain(module.spec, pairs(params, module.spec.bias))
+    hand.loss(x.double(), y)
+    autograd = AutogradStack(module.spec, params)
+    autograd.loss(x.double(), y)
+    worst = np.zeros(len(members))
+    for g_hand, g_auto in zip(hand.backward(), autograd.backward()):
+        error = (g_hand - g_auto).abs() / torch.maximum(g_hand.abs(), g_auto.abs()).clamp(min=1e-12)
+        worst = np.maximum(worst, error.reshape(len(members), -1).amax(1).numpy())
+    return worst
+
+
+def pairs(params: list[Tensor], bias: bool) -> list[tuple[Tensor, Tensor | None]]:
+    """[W1, b1, W2, b2, ...] (or [W1, W2, ...] without biases) as the layers' (weight, bias) pairs."""
+    if bias:
+        return list(zip(params[0::2], params[1::2]))
+    return [(w, None) for w in params]

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from callbacks.tensorboard_dashboard import TensorBoardDashboard
 from callbacks.tensorboard_logger import EpochTensorBoardLogger
-from commands.sweep import read_sweep_file
 from experiments import lab04, run_all, week07
 from experiments.probe import EpochProbe
 from experiments.runner import CONFIGS, QUIET, run
@@ -28,9 +28,15 @@ def test_every_experiment_config_builds(config: str) -> None:
     assert cli.trainer.max_epochs >= 1
 
 
+def sweep_file_content(path: str) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
 def test_lab04_sweep_files_hold_the_notebook_lists() -> None:
-    assert read_sweep_file(str(lab04.LR_SWEEP))["grid"] == {lab04.LR_AXIS: list(lab04.NOTEBOOK_LR)}
-    assert read_sweep_file(str(lab04.HIDDEN_SWEEP))["grid"] == {lab04.HIDDEN_AXIS: [[h] for h in lab04.NOTEBOOK_HIDDEN]}
+    assert sweep_file_content(str(lab04.LR_SWEEP))["grid"] == {lab04.LR_AXIS: list(lab04.NOTEBOOK_LR)}
+    assert sweep_file_content(str(lab04.HIDDEN_SWEEP))["grid"] == {
+        lab04.HIDDEN_AXIS: [[h] for h in lab04.NOTEBOOK_HIDDEN]
+    }
 
 
 @pytest.mark.parametrize("sweep_file, axis", [("LR_SWEEP", "LR_AXIS"), ("HIDDEN_SWEEP", "HIDDEN_AXIS")])
@@ -76,12 +82,13 @@ def test_quick_run_writes_tables_with_numbers(tmp_path, monkeypatch) -> None:
 
 
 def test_week07_init_sweep_names_the_notebook_stds_and_scales_snapshots_for_quick(tmp_path) -> None:
-    full = read_sweep_file(str(week07.init_sweep_file(quick=False, work_dir=tmp_path)))
+    full = sweep_file_content(str(week07.init_sweep_file(quick=False, work_dir=tmp_path)))
     assert [week07.init_name(std) for std in full["grid"][week07.STD_AXIS]] == list(week07.INITS)
     assert full["grid"]["seed"] == [0, 1, 2]
-    quick = read_sweep_file(str(week07.init_sweep_file(quick=True, work_dir=tmp_path)))
+    quick_path = week07.init_sweep_file(quick=True, work_dir=tmp_path)
+    quick = sweep_file_content(str(quick_path))
     assert quick["grid"] == full["grid"] and quick["snapshots"] == [e // 10 for e in full["snapshots"]]
-    assert Path(quick["path"]).parent == tmp_path
+    assert Path(quick_path).parent == tmp_path
 
 
 @pytest.mark.slow

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -170,7 +172,7 @@ grid:
     code = sweep_main([*args, "--sweep", sweep_file(tmp_path, grid)], make_cli)
     out = capsys.readouterr().out
     assert code == 0
-    assert "diverged (non-finite loss) and were frozen: lr1e+06" in out
+    assert "1 member(s) diverged and were frozen: lr1e+06" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("lr")]
     assert rows[0][-2:] == ["no", "no"] and rows[1][-2:] == ["yes", "yes"]
     run_dir = tmp_path / "runs/grid_sweep/version_0"
@@ -210,13 +212,16 @@ grid:
         ("grid: [\n", r"grid.yaml, line 2, column 1: not valid YAML \(expected the node content"),
         ("grid:\n  seed: [0, 1]\nsnaphots: [1]\n", r"unknown key\(s\) \['snaphots'\]; a sweep file holds"),
         ("grid:\n  seed: [0, x]\n", "grid key 'seed' takes whole numbers >= 0"),
-        ("grid:\n  seed: [0, 1]\nmax_members: 0\n", "max_members is the largest stack, a whole number >= 1, got 0"),
+        ("grid:\n  seed: [0, 1]\nmax_members: 0\n", "sweep.max_members: Not of type PositiveInt: 0"),
     ],
 )
-def test_bad_sweep_files_are_refused_by_key(tmp_path, monkeypatch, text: str, message: str) -> None:
+def test_bad_sweep_files_are_refused_by_key(tmp_path, monkeypatch, capsys, text: str, message: str) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SweepError, match=message):
-        run_sweep(make_cli, week04(tmp_path), sweep_file(tmp_path, text))
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["sweep", *week04(tmp_path), f"--sweep={sweep_file(tmp_path, text)}"])
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and re.search(message, errors[0]), errors
     assert not (tmp_path / "runs").exists()  # nothing written
 
 
@@ -290,6 +295,59 @@ def test_a_resumed_sweep_equals_the_uninterrupted_one(tmp_path, monkeypatch) -> 
         run_sweep(make_cli, args, other, resume=str(cut.run_dir))
 
 
+class MessagesOf(logging.Handler):
+    """What a logger prints while the ``with`` block runs (Lightning's own loggers do not propagate to pytest's)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.logger, self.text = logging.getLogger(name), ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.text += record.getMessage() + "\n"
+
+    def __enter__(self) -> MessagesOf:
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self)
+
+
+class CtrlCInBlock(pl.Callback):
+    """Ctrl-C as a user presses it: while the given block (Lightning epoch) trains."""
+
+    def __init__(self, block: int) -> None:
+        self.block = block
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.block:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_in_the_middle_of_a_stack_resumes_from_its_last_block(tmp_path, monkeypatch) -> None:
+    """Every block is checkpointed, not only snapshots: a stack cut in its third block goes on from the second."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("commands.sweep_stack.BLOCK_BYTES", 2 * 400 * 2 * 8)  # two week-4 epochs per block
+    args = week04(tmp_path, "--trainer.max_epochs=8", "--model.init_args.optimizer=torch.optim.Adam")
+    grid = sweep_file(tmp_path, "grid:\n  model.init_args.optimizer.init_args.lr: [0.01, 0.05]\n")
+    whole = run_sweep(make_cli, args, grid)
+    handler = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT from the first Ctrl-C on
+    printed = MessagesOf("lightning.pytorch.utilities.rank_zero")
+    with printed, pytest.raises(SystemExit):
+        run_sweep(make_cli, args, grid, callbacks=[CtrlCInBlock(2)])
+    signal.signal(signal.SIGINT, handler)
+    run_dir = Path("runs/grid_sweep/version_1")
+    assert f"Resume with:\npython train.py sweep --config {args[1]}" in printed.text
+    assert f"--sweep.resume={run_dir}" in printed.text
+    saved = torch.load(run_dir / "stack_0/checkpoints/last.ckpt", weights_only=True)
+    assert len(saved["sweep_state"]["train_losses"]) == 4  # blocks 1 and 2: epochs 1-4, no snapshot among them
+    resumed = run_sweep(make_cli, args, grid, resume=str(run_dir))
+    for name in ("lr0.01", "lr0.05"):
+        for a, b in zip(whole.final_weights(name), resumed.final_weights(name)):
+            np.testing.assert_array_equal(a, b)
+    assert resumed.rows == whole.rows
+
+
 @pytest.mark.ddp
 def test_two_gloo_processes_give_the_one_process_results(tmp_path, monkeypatch) -> None:
     """Members sharded over 2 CPU ranks (2 and 1 of 3), gathered on rank 0: the same table as one process."""
@@ -332,7 +390,8 @@ def test_a_sweep_cut_and_resumed_on_two_gloo_ranks_equals_the_whole_one_process_
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     two = torch.load(Path(run_dir) / "stack_0/checkpoints/last.ckpt", weights_only=True)
-    assert two["epoch"] == 2  # both blocks done: epochs 1-2 before the cut, 3-4 after it
+    # both blocks done: epochs 1-2 before the cut, 3-4 after it
+    assert [row["epoch"] for row in two["sweep_state"]["results"]] == [2, 2, 2, 4, 4, 4]
     for k, weight in enumerate(whole.stacks[0][1].weights):
         np.testing.assert_array_equal(two["state_dict"][f"weights.{k}"].numpy(), weight.detach().numpy())
 
@@ -439,3 +498,41 @@ def test_lightning_s_block_count_stop_line_is_not_shown(tmp_path, monkeypatch) -
         lightning_log.setLevel(level)
     assert any(message.startswith("GPU available") for message in seen)  # the logger does reach the recorder
     assert not any(message.startswith("`Trainer.fit` stopped") for message in seen)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "--trainer.callbacks+=lightning.pytorch.callbacks.Timer",
+            "trainer.callbacks holds lightning.pytorch.callbacks.Timer",
+        ),
+        ("--trainer.gradient_clip_val=1.0", "cannot honour trainer.gradient_clip_val=1.0"),
+        ("--trainer.limit_train_batches=0.5", "cannot honour trainer.limit_train_batches=0.5"),
+        ("--trainer.logger=lightning.pytorch.loggers.CSVLogger", "trainer.logger=lightning.pytorch.loggers.CSVLogger"),
+    ],
+)
+def test_trainer_settings_a_sweep_cannot_honour_are_refused_by_name(tmp_path, monkeypatch, capsys, override, message):
+    monkeypatch.chdir(tmp_path)
+    grid = sweep_file(tmp_path, "grid:\n  model.init_args.optimizer.init_args.lr: [0.1, 0.2]\n")
+    code = sweep_main([*week04(tmp_path), override, "--sweep", grid], make_cli)
+    assert code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], errors
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_sweep_honours_the_trainer_and_checks_every_member_s_gradients(tmp_path, monkeypatch) -> None:
+    """deterministic and the progress-bar switch reach each stack's Trainer; the config's GradientCheck runs per
+    member against autograd."""
+    monkeypatch.chdir(tmp_path)
+    grid = sweep_file(tmp_path, "grid:\n  model.init_args.optimizer.init_args.lr: [0.1, 0.2]\n")
+    printed = MessagesOf("lightning.pytorch.utilities.rank_zero")
+    args = week04(tmp_path, "--trainer.deterministic=true", "--trainer.enable_progress_bar=false")
+    with printed:
+        result = run_sweep(make_cli, args, grid)
+    module = result.stacks[0][1]
+    assert module.trainer.progress_bar_callback is None
+    assert torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)
+    assert re.search(r"Gradient check, 2 members: worst relative error .* [0-9.]+e-1[0-9] \(pass", printed.text)

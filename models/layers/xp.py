@@ -79,7 +79,7 @@ def affine(a: Array, weight: Array, bias: Array | None) -> Array:
     """a @ weight.mT + bias, with torch's fused ``addmm`` for the plain 2-D case."""
     if bias is None:
         return a @ weight.mT
-    if not is_numpy(a) and a.dim() == 2:
+    if not is_numpy(a) and a.dim() == 2 and weight.dim() == 2:
         return torch.addmm(bias, a, weight.T)
     return a @ weight.mT + bias[..., None, :]
 
