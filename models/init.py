@@ -68,8 +68,9 @@ def parameter_shapes(spec: MLPSpec) -> dict[str, tuple[int, ...]]:
 def legacy_numpy_parameters(spec: MLPSpec) -> dict[str, np.ndarray]:
     """Replay ``np.random.seed(init_seed)`` followed by one ``rand()``/``randn()`` call per entry of
     ``spec.draw_order``, times ``spec.legacy_scale``: ``"W1"`` is one call of W1's (fan_in, fan_out) shape,
-    the notebooks' ``randn(n_in, n_out) * std``, ``"W1[1,0]"`` one scalar call for the weight from input 1 to unit 0. Every parameter must be covered exactly once; biases
-    left out entirely are zeros when ``bias_init`` is ``zeros``. Empty order: whole parameters in
+    the notebooks' ``randn(n_in, n_out) * std``; ``"W1[1,0]"`` one scalar call for the weight from input 1
+    to unit 0. Every parameter must be covered exactly once; biases left out entirely are zeros when
+    ``bias_init`` is ``zeros``. Empty order: whole parameters in
     :func:`parameter_shapes` order, biases only with ``bias_init: like_weights``."""
     shapes = parameter_shapes(spec)
     order = list(spec.draw_order) or [name for name in shapes if name[0] in "KW" or spec.bias_init == "like_weights"]

@@ -84,7 +84,7 @@ class MLPSpec:
         if self.l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {self.l2}")
         if not self.legacy_scale > 0:
-            raise ValueError(f"legacy_scale multiplies every legacy_numpy draw and must be > 0, got {self.legacy_scale}")
+            raise ValueError(f"legacy_scale scales every legacy_numpy draw and must be > 0, got {self.legacy_scale}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout is a drop probability in [0, 1), got {self.dropout}")
         self.conv_channels = list(self.conv_channels)
