@@ -77,7 +77,7 @@ def test_quick_run_writes_tables_with_numbers(tmp_path, monkeypatch) -> None:
 
 def test_week07_init_sweep_names_the_notebook_stds_and_scales_snapshots_for_quick(tmp_path) -> None:
     full = read_sweep_file(str(week07.init_sweep_file(quick=False, work_dir=tmp_path)))
-    assert [week07.init_name(std) for std in full["grid"][week07.STD_AXIS]] == list(week07.INITS)
+    assert [week07.init_name(std) for std in full["grid"][week07.SCALE_AXIS]] == list(week07.INITS)
     assert full["grid"]["seed"] == [0, 1, 2]
     quick = read_sweep_file(str(week07.init_sweep_file(quick=True, work_dir=tmp_path)))
     assert quick["grid"] == full["grid"] and quick["snapshots"] == [e // 10 for e in full["snapshots"]]
