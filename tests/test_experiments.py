@@ -73,6 +73,15 @@ def test_quick_run_writes_tables_with_numbers(tmp_path, monkeypatch) -> None:
     assert len(numeric_rows) == 9  # hidden {4, 8, 16} x lr {0.1, 0.5, 1.0}
     assert (tmp_path / "results" / "week04_grid_f1.png").stat().st_size > 1000
     assert (tmp_path / "lab04_weights.pt").is_file()
+    side = text.split("### From scratch beside PyTorch")[1].split("### Try-it-now grid")[0]
+    models = ("from scratch (hand-derived), the notebook's start", "PyTorch (autograd), the same start and order",
+              "PyTorch (autograd), PyTorch's own start")  # fmt: skip
+    for model in models:
+        assert re.search(rf"^\| {re.escape(model)} \| 0\.\d{{6}} \| 0\.\d{{6}} \| 0\.\d{{6}} \|", side, re.M)
+        counts = re.search(rf"^\| {re.escape(model)} \| predicted count \| (\d+) \| (\d+) \|$", side, re.M)
+        assert counts and int(counts[1]) + int(counts[2]) == 200  # every test row predicted once
+    assert "No weight" not in side and side.count("W3 (3, 2):") == 2  # scratch's and the torch twin's weights
+    assert (tmp_path / "results" / "week04_losses.png").stat().st_size > 1000
 
 
 def test_week07_init_sweep_names_the_notebook_stds_and_scales_snapshots_for_quick(tmp_path) -> None:
