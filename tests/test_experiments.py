@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -28,24 +29,41 @@ def test_every_experiment_config_builds(config: str) -> None:
     assert cli.trainer.max_epochs >= 1
 
 
-def test_lab04_sweep_files_hold_the_notebook_lists() -> None:
-    assert read_sweep_file(str(lab04.LR_SWEEP))["grid"] == {lab04.LR_AXIS: list(lab04.NOTEBOOK_LR)}
-    assert read_sweep_file(str(lab04.HIDDEN_SWEEP))["grid"] == {lab04.HIDDEN_AXIS: [[h] for h in lab04.NOTEBOOK_HIDDEN]}
+def test_lab04_sweep_files_hold_the_notebook_lists_over_seeds() -> None:
+    lrs, hidden = read_sweep_file(str(lab04.LR_SWEEP))["grid"], read_sweep_file(str(lab04.HIDDEN_SWEEP))["grid"]
+    assert lrs == {lab04.LR_AXIS: list(lab04.NOTEBOOK_LR), "seed": lab04.SEEDS}
+    assert hidden == {lab04.HIDDEN_AXIS: [[h] for h in lab04.NOTEBOOK_HIDDEN], "seed": lab04.SEEDS}
+    assert len(lab04.SEEDS) >= 10
+    assert list(lab04.NOTEBOOK_LOSSES) == [1, *range(100, 1001, 100)]  # every loss the lab printed
 
 
 @pytest.mark.parametrize("sweep_file, axis", [("LR_SWEEP", "LR_AXIS"), ("HIDDEN_SWEEP", "HIDDEN_AXIS")])
 def test_lab04_sweeps_equal_the_single_fits(tmp_path, sweep_file: str, axis: str) -> None:
-    """Each member of the lr and hidden-size sweeps ends where its own `train.py fit` does, to 1e-12."""
+    """Members of the lr and hidden-size sweeps (two of their seeds here) end where their own `train.py fit`
+    does, to 1e-12, and their per-epoch curves, read as the lab's loss, are the single fit's."""
     axis = getattr(lab04, axis)
-    result, _ = lab04.lab_sweep(getattr(lab04, sweep_file), 20, tmp_path)
+    grid = read_sweep_file(str(getattr(lab04, sweep_file)))["grid"]
+    two_seeds = lab04.write_grid({**grid, "seed": [0, 3]}, tmp_path / "two_seeds.yaml")
+    result, _ = lab04.lab_sweep(two_seeds, 20, tmp_path)
     losses = lab04.final_losses(result, axis)
-    assert len(losses) == len(result.member_curves()) > 1
-    for name, values, _ in result.member_curves():
-        single = run("lab04", [f"--{axis}={json.dumps(values[axis])}", "--trainer.max_epochs=20"])
+    assert len(losses) == len(grid[axis]) > 1 and all(set(per_seed) == {0, 3} for per_seed in losses.values())
+    first = lab04.axis_value(grid[axis][0])
+    checked = [(n, v) for n, v, _ in result.member_curves() if v["seed"] == 0 or lab04.axis_value(v[axis]) == first]
+    for name, values in checked:
+        seed = values["seed"]
+        seeds = [f"--model.init_args.net.init_seed={seed}", f"--data.init_args.seed={seed}"]
+        single = run(
+            "lab04",
+            [f"--{axis}={json.dumps(values[axis])}", *seeds, "--trainer.max_epochs=20"],
+            EpochProbe(every=1, at_start=True),
+        )
         for layer, w in zip(single.module.net.layers, result.final_weights(name)):
             torch.testing.assert_close(layer.weight.detach(), torch.from_numpy(w), rtol=0, atol=1e-12)
-        key = values[axis][0] if axis == lab04.HIDDEN_AXIS else values[axis]
-        assert losses[key] == pytest.approx(single.last["train/mse"], rel=0, abs=1e-12)
+        key = lab04.axis_value(values[axis])
+        assert losses[key][seed] == pytest.approx(single.last["train/mse"], rel=0, abs=1e-12)
+        before_each_update = [r["train/mse"] for r in single.records[:-1]]  # the lab prints the loss before update n
+        curve = lab04.loss_curves(result, axis, key)[seed]
+        np.testing.assert_allclose(curve, before_each_update, rtol=1e-12, atol=0)
 
 
 def test_weights_only_file_reloads_into_a_new_module(tmp_path) -> None:
