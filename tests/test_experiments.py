@@ -82,10 +82,19 @@ def test_quick_run_writes_tables_with_numbers(tmp_path, monkeypatch) -> None:
     assert "Machine: " in text and "Time taken: " in text
     for heading in ("## Lab 4", "### Grid", "## Week 4", "### Try-it-now grid"):
         assert heading in text
+    loss_table = text.split("## Lab 4")[1].split("### Learning rates")[0]
+    spread = r"\d\.\d{6} \(\d\.\d{6}-\d\.\d{6}\)"  # mean (min-max) over the seeds
+    loss_rows = re.findall(rf"^\| (\d+) \| \d\.\d{{6}} \| {spread} \| \d\.\d{{6}} \| (?:yes|no) \|$", loss_table, re.M)
+    assert loss_rows == ["1", "100"]  # --quick: 100 updates, so the lab's first two printed losses
+    seeds = len(lab04.SEEDS)
+    row = rf"\| {spread} \| \d\.\d{{6}} \| \d\.\d{{6}} \| (?:yes|no) \| (\d+) of {seeds} \|$"
     lr_table = text.split("### Learning rates")[1].split("### Hidden sizes")[0]
-    assert len(re.findall(r"^\| [\d.]+ \| \d\.\d{6} \| \d\.\d{6} \|$", lr_table, re.M)) == 4
+    lr_wins = re.findall(rf"^\| [\d.]+ {row}", lr_table, re.M)
+    assert len(lr_wins) == 4 and sum(map(int, lr_wins)) == seeds  # each seed has one best rate
+    assert "lies inside the seed spread" in lr_table or "lies outside what these" in lr_table
     hidden_table = text.split("### Hidden sizes")[1].split("### Grid")[0]
-    assert len(re.findall(r"^\| \d+ \| \d\.\d{6} \| \d\.\d{6} \|$", hidden_table, re.M)) == 5
+    hidden_wins = re.findall(rf"^\| \d+ {row}", hidden_table, re.M)
+    assert len(hidden_wins) == 5 and sum(map(int, hidden_wins)) == seeds
     grid = text.split("### Grid")[1].split("Why the numbers differ")[0]
     numeric_rows = [line for line in grid.splitlines() if re.match(r"\| \d+ \| [\d.]+ \| \d\.\d{6} \|", line)]
     assert len(numeric_rows) == 9  # hidden {4, 8, 16} x lr {0.1, 0.5, 1.0}
