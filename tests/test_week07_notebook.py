@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from callbacks.tensorboard_hparams import run_hparams
 from callbacks.weights_export import notebook_weights
 from experiments.runner import CONFIGS, QUIET, run
 from tests.notebook_reference import moons_full_batch, moons_split, moons_start
@@ -40,6 +41,9 @@ def test_config_starts_from_the_notebooks_seed_42_draw() -> None:
     other = make_cli(["--config", str(CONFIG), *QUIET, "--model.init_args.net.init=normal"], run=False)
     other.model.net.double().reset_parameters()
     assert largest_difference(notebook_weights(other.model), moons_start(42)) > 0.1
+    hparams = run_hparams(cli.trainer, cli.model)  # TensorBoard's HParams name the scale, not the unused init_std
+    assert (hparams["init"], hparams["init scale"], hparams["init seed"]) == ("legacy_numpy", 0.1, 42)
+    assert "init std" not in hparams
 
 
 def test_first_epochs_follow_the_notebook_loop() -> None:
