@@ -5,10 +5,10 @@ cannot resolve a gradient below their rounding noise, about ``10 * eps_machine *
 (2e-10 for week 4); ``floor`` is that noise divided by the pass tolerance, so entries that agree to
 within the noise pass, and tiny entries are not graded on noise. Each parameter is graded on its worst
 entry: pass <= ``pass_tol`` (default 1e-7), OK <= ``ok_tol`` (default 1e-4; typically ReLU kinks), fail
-above. The week-7 notebook grades pass < 1e-5 and OK < 1e-3 on ``|g - fd| / (|g| + |fd|)`` over a
-parameter's entries (norms), which never exceeds the worst entry's error above the floor, so its grades
-passed with ``pass_tol=1e-5, ok_tol=1e-3`` here are at least as strict. Parameters are named as in the
-notebooks and the weights files: W1, b1, W2, ...
+above. The week-7 notebook grades pass < 1e-5 and OK < 1e-3 on a ratio of norms over a parameter,
+``||g - fd|| / (||g|| + ||fd||)``, which never exceeds the worst per-entry error here (for entries above the
+floor): its bounds passed as ``pass_tol=1e-5, ok_tol=1e-3`` grade at least as strictly as the notebook does.
+Parameters are named as in the notebooks and the weights files: W1, b1, W2, ...
 """
 
 from __future__ import annotations
