@@ -109,21 +109,26 @@ def loss_curves(result: SweepResult, axis: str, value: object) -> dict[int, np.n
 
 
 def list_header(name: str, seeds: str) -> list[str]:
-    return [name, f"final loss, seeds {seeds}: mean (min-max)", "seed 0", "notebook", "notebook inside our range",
-            "best of the list in"]  # fmt: skip
+    spread_column = f"final loss, seeds {seeds}: mean (min-max)"
+    return [name, spread_column, "seed 0", "notebook", "notebook inside our range", "best of the list in"]
 
 
 def spread(values: list[float]) -> str:
     return f"{np.mean(values):.6f} ({min(values):.6f}-{max(values):.6f})"
 
 
+def best_per_seed(losses: dict[object, dict[int, float]]) -> dict[int, object]:
+    """Seed -> the setting with the lowest loss of the list from that seed (paired: one seed for all)."""
+    seeds = sorted(next(iter(losses.values())))
+    return {seed: min(losses, key=lambda value: losses[value][seed]) for seed in seeds}
+
+
 def seed_table(losses: dict[object, dict[int, float]], notebook: dict[object, float]) -> list[list[object]]:
     """Per setting: mean (min-max) over the seeds, seed 0, the lab's value and whether it lies in our range,
     and in how many seeds the setting has the lowest loss of the list."""
-    seeds = sorted(next(iter(losses.values())))
-    wins = {value: 0 for value in losses}
-    for seed in seeds:
-        wins[min(losses, key=lambda value: losses[value][seed])] += 1
+    winners = best_per_seed(losses)
+    seeds = sorted(winners)
+    wins = {value: list(winners.values()).count(value) for value in losses}
     rows = []
     for value, per_seed in losses.items():
         ours = [per_seed[s] for s in seeds]
@@ -144,8 +149,7 @@ def chance_best(losses: dict[object, dict[int, float]], value: object) -> float:
 def best_sentence(losses: dict[object, dict[int, float]], notebook: dict[object, float], axis: str, what: str) -> str:
     """Whether the lab's conclusion (its best setting) and its printed losses fall inside the seed spread."""
     best = NOTEBOOK_BEST[axis]
-    seeds = sorted(next(iter(losses.values())))
-    winners = [min(losses, key=lambda value: losses[value][seed]) for seed in seeds]
+    winners = list(best_per_seed(losses).values())  # one per seed
     ranked = sorted({value: winners.count(value) for value in set(winners)}.items(), key=lambda item: -item[1])
     means = {value: float(np.mean(list(per_seed.values()))) for value, per_seed in losses.items()}
     inside = sum(min(losses[v].values()) <= lab <= max(losses[v].values()) for v, lab in notebook.items())
@@ -155,11 +159,11 @@ def best_sentence(losses: dict[object, dict[int, float]], notebook: dict[object,
         f"so the lab's conclusion ({best:g}, {chance:.0%}) lies inside the seed spread: another run of the lab "
         f"could name another {what}"
         if chance > 0
-        else f"so the lab's conclusion lies outside what these {len(seeds)} seeds give"
+        else f"so the lab's conclusion lies outside what these {len(winners)} seeds give"
     )
     return (
         f"With the same seed for every {what} (paired), {best:g} has the lowest final loss in "
-        f"{winners.count(best)} of {len(seeds)} seeds (best per seed: "
+        f"{winners.count(best)} of {len(winners)} seeds (best per seed: "
         f"{', '.join(f'{value:g} in {n}' for value, n in ranked)}; lowest mean: {min(means, key=means.get):g}). "
         f"The lab, though, draws a fresh start for every row; with an independent start per {what}, as there, "
         f"the chance of coming out best is {', '.join(f'{p:.0%} for {value:g}' for p, value in chances if p > 0)} "

@@ -52,8 +52,8 @@ def side_by_side(results: dict[str, Comparison]) -> tuple[list[list[object]], di
     for name, run in runs.items():
         m = run.metrics
         last_epoch = np.mean(run.step_losses[-ROWS_PER_EPOCH:]) if run.step_losses else None
-        rows.append([name, m["test/precision"], m["test/recall"], m["test/f1"], m["test/accuracy"], last_epoch,
-                     f"{run.seconds:.2f}"])  # fmt: skip
+        scores = [m["test/precision"], m["test/recall"], m["test/f1"], m["test/accuracy"]]
+        rows.append([name, *scores, last_epoch, f"{run.seconds:.2f}"])
     return rows, runs
 
 
@@ -104,7 +104,8 @@ def loss_panels(curves: dict[str, list[float]]) -> Figure:
     for ax, (name, losses) in zip(axes, curves.items()):
         values = np.asarray(losses)
         ax.plot(values, linewidth=0.3, color="tab:blue", alpha=0.6, label="loss of each step")
-        ax.plot(moving_average(values, ROWS_PER_EPOCH), linewidth=2, color="black", label="mean of the last 400")
+        average = moving_average(values, ROWS_PER_EPOCH)
+        ax.plot(average, linewidth=2, color="black", label=f"mean of the last {ROWS_PER_EPOCH}")
         ax.set_title(f"{name}: training loss per step")
         ax.set_xlabel("SGD step")
         ax.grid(alpha=0.3)
@@ -126,7 +127,7 @@ def side_by_side_section(report: Report, epochs: int, work_dir: Path) -> list[st
     ]
     results = {start: compare(make_cli, args, start) for start in ("same", "torch")}
     rows, runs = side_by_side(results)
-    scratch, twin = runs[next(iter(runs))], results["torch"].runs["native"]
+    scratch, twin = results["same"].runs["manual"], results["torch"].runs["native"]
     figure = loss_panels(
         {"from scratch (hand-derived)": scratch.step_losses, "PyTorch (autograd), its own start": twin.step_losses}
     )

@@ -205,3 +205,17 @@ def test_every_shipped_config_has_the_dashboard_and_no_hp_metric(layers: list[Pa
     assert len(dashboards) == 1
     assert isinstance(cli.trainer.logger, EpochTensorBoardLogger)
     assert cli.config.trainer.logger.init_args.default_hp_metric is False
+
+
+def test_lab04_spread_counts_paired_wins_and_the_chance_of_an_independent_start() -> None:
+    """Two settings, two seeds: 0.5 wins from either seed; with independent starts it loses only when it drew
+    3 and 1.0 drew 2 (one case in four)."""
+    losses = {0.5: {0: 1.0, 1: 3.0}, 1.0: {0: 2.0, 1: 4.0}}
+    assert lab04.best_per_seed(losses) == {0: 0.5, 1: 0.5}
+    assert lab04.chance_best(losses, 0.5) == 0.75 and lab04.chance_best(losses, 1.0) == 0.25
+    rows = lab04.seed_table(losses, {0.5: 2.8, 1.0: 0.1})
+    assert rows[0] == ["0.5", "2.000000 (1.000000-3.000000)", 1.0, 2.8, "yes", "2 of 2"]
+    assert rows[1][4:] == ["no", "0 of 2"]  # the lab's 0.1 lies below our 2.0-4.0
+    sentence = lab04.best_sentence(losses, {0.5: 2.8, 1.0: 0.1}, lab04.LR_AXIS, "learning rate")
+    assert "0.5 has the lowest final loss in 2 of 2 seeds" in sentence and "75% for 0.5, 25% for 1 " in sentence
+    assert "lies inside the seed spread" in sentence and "inside our min-max for 1 of its 2" in sentence
