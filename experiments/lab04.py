@@ -266,8 +266,8 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         f"### Learning rates ({500 // scale} updates, hidden 4, seeds {seed_list}, one sweep)",
         f"Command: `python train.py sweep --config configs/lab04.yaml --trainer.max_epochs {500 // scale} "
         f"--sweep configs/sweeps/lab04_lrs.yaml`; the {len(lr_sweep.member_curves())} members (every rate with "
-        f"every seed; a seed draws the N(0, 1) start) took {lr_seconds:.1f} s together. The lab's loss after the "
-        "last update.",
+        f"every seed; a seed draws the N(0, 1) start) took {lr_seconds:.1f} s together. Losses as the lab measures "
+        "them, after the last update.",
         markdown_table(list_header("lr", seed_list), seed_table(lr_losses, NOTEBOOK_LR)),
         best_sentence(lr_losses, NOTEBOOK_LR, LR_AXIS, "learning rate"),
         f"### Hidden sizes ({1000 // scale} updates, lr 0.1, seeds {seed_list}, one sweep)",
