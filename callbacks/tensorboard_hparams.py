@@ -87,6 +87,8 @@ def run_hparams(trainer: pl.Trainer, module: pl.LightningModule) -> dict[str, HP
         params["init"] = spec.init
         if spec.init == "normal":
             params["init std"] = float(spec.init_std)
+        if spec.init == "legacy_numpy":
+            params["init scale"] = float(spec.legacy_scale)
         params["init seed"] = int(spec.init_seed)
     seed = _seed()
     if seed is not None:

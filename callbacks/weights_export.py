@@ -31,6 +31,26 @@ def layout_text(weights: dict[str, np.ndarray]) -> str:
     return text
 
 
+# (module list, tensor) -> the letter the notebooks and weights files use
+NOTEBOOK_LETTERS = {
+    ("layers", "weight"): "W",
+    ("layers", "bias"): "b",
+    ("convs", "weight"): "K",
+    ("convs", "bias"): "c",
+}
+
+
+def notebook_name(parameter_name: str) -> str:
+    """A net's parameter under the notebooks' name, as in the weights files: ``layers.0.weight`` -> ``W1``,
+    ``layers.0.bias`` -> ``b1``, a conv front's ``convs.0.weight`` -> ``K1``; other names are kept."""
+    parts = parameter_name.split(".")
+    if len(parts) != 3:
+        return parameter_name
+    group, index, kind = parts
+    letter = NOTEBOOK_LETTERS.get((group, kind))
+    return f"{letter}{int(index) + 1}" if letter and index.isdigit() else parameter_name
+
+
 def notebook_weights(module: pl.LightningModule) -> dict[str, np.ndarray]:
     """``W1, b1, W2, ...`` in the notebooks' (fan_in, fan_out) orientation, as float64 arrays;
     a conv front comes first as ``K1, c1, ...`` in torch's (out, in, k, k) layout."""

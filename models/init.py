@@ -8,8 +8,9 @@ the notebooks' (fan_in, fan_out) orientation; then, for ``bias_init="like_weight
 the week-4 notebook's ``rng.normal(0, 0.2, size=(d_in, h1))`` sequence.
 
 ``init="legacy_numpy"`` instead replays a notebook that calls ``np.random.seed(init_seed)`` and then
-``np.random.rand()`` (or ``randn()``) once per scalar or once per parameter: ``spec.draw_order``
-lists the calls in order (see :func:`legacy_numpy_parameters`). It uses its own
+``np.random.rand()`` (or ``randn()``) once per scalar or once per parameter, each call's values times
+``spec.legacy_scale`` (week 7's ``randn(2, 10) * 0.1``): ``spec.draw_order`` lists the calls in order
+(see :func:`legacy_numpy_parameters`). It uses its own
 ``RandomState(init_seed)``, the stream ``np.random.seed`` selects, and leaves NumPy's global state alone.
 """
 
@@ -66,9 +67,10 @@ def parameter_shapes(spec: MLPSpec) -> dict[str, tuple[int, ...]]:
 
 def legacy_numpy_parameters(spec: MLPSpec) -> dict[str, np.ndarray]:
     """Replay ``np.random.seed(init_seed)`` followed by one ``rand()``/``randn()`` call per entry of
-    ``spec.draw_order``: ``"W1"`` is one call of W1's (fan_in, fan_out) shape, ``"W1[1,0]"`` one scalar
-    call for the weight from input 1 to unit 0. Every parameter must be covered exactly once; biases
-    left out entirely are zeros when ``bias_init`` is ``zeros``. Empty order: whole parameters in
+    ``spec.draw_order``, times ``spec.legacy_scale``: ``"W1"`` is one call of W1's (fan_in, fan_out) shape,
+    the notebooks' ``randn(n_in, n_out) * std``; ``"W1[1,0]"`` one scalar call for the weight from input 1
+    to unit 0. Every parameter must be covered exactly once; biases left out entirely are zeros when
+    ``bias_init`` is ``zeros``. Empty order: whole parameters in
     :func:`parameter_shapes` order, biases only with ``bias_init: like_weights``."""
     shapes = parameter_shapes(spec)
     order = list(spec.draw_order) or [name for name in shapes if name[0] in "KW" or spec.bias_init == "like_weights"]
@@ -92,7 +94,7 @@ def legacy_numpy_parameters(spec: MLPSpec) -> dict[str, np.ndarray]:
                 raise ValueError(f"{where}: {entry!r} is outside {name}'s shape {shapes[name]}")
         if drawn[name][index].any():
             raise ValueError(f"{where}: {entry!r} draws a value of {name} a second time")
-        values[name][index] = draw() if index_text is not None else draw(size=shapes[name])
+        values[name][index] = (draw() if index_text is not None else draw(size=shapes[name])) * spec.legacy_scale
         drawn[name][index] = True
     for name, done in drawn.items():
         if not done.any() and name[0] in "cb" and spec.bias_init == "zeros":

@@ -19,7 +19,7 @@ Init = Literal[
     "he_normal",
     "he_uniform",
     "torch_default",  # nn.Linear's own rule: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-    "legacy_numpy",  # np.random.seed(init_seed), then legacy_call per entry of draw_order (models/init.py)
+    "legacy_numpy",  # np.random.seed(init_seed), then legacy_call per entry of draw_order, * legacy_scale
 ]
 LegacyCall = Literal["rand", "randn"]
 BiasInit = Literal["zeros", "like_weights"]
@@ -56,6 +56,9 @@ class MLPSpec:
     # "c1": one call of its shape) or one scalar ("W1[1,0]": one call); empty = K, W, then c, b in layer order.
     legacy_call: LegacyCall = "rand"
     draw_order: list[str] = field(default_factory=list)
+    # init "legacy_numpy" only: every drawn value is multiplied by this, the notebooks' ``randn(...) * std``
+    # (week 7: 0.1); 1 keeps the draws as they come (the flower notebook's bare rand()).
+    legacy_scale: float = 1.0
     # Inverted dropout after every hidden dense activation while training: each unit is kept with
     # probability 1 - dropout and scaled by 1 / (1 - dropout), so evaluation needs no rescaling.
     dropout: float = 0.0
@@ -80,6 +83,8 @@ class MLPSpec:
             raise ValueError(f"head 'sigmoid_bce' has exactly one output, got output_size={self.output_size}")
         if self.l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {self.l2}")
+        if not self.legacy_scale > 0:
+            raise ValueError(f"legacy_scale scales every legacy_numpy draw and must be > 0, got {self.legacy_scale}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout is a drop probability in [0, 1), got {self.dropout}")
         self.conv_channels = list(self.conv_channels)

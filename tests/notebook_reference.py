@@ -1,6 +1,7 @@
-"""Notebook procedures restated independently in plain Python/NumPy, as test oracles: the week-4
-data recipe (its training loop is :func:`benchmarks.baselines.week04_numpy_sgd`, shared with the
-benchmarks) and the flower notebook's seeded scalar loop."""
+"""Notebook procedures restated independently in plain Python/NumPy (and torch for the week-4 torch run),
+as test oracles: the week-4 data recipe (its training loop is :func:`benchmarks.baselines.week04_numpy_sgd`,
+shared with the benchmarks) and its torch loop, week 7's moons data, seeded start and full-batch loop, and
+the flower notebook's seeded scalar loop."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import torch
+from sklearn.datasets import make_moons
+from sklearn.model_selection import train_test_split
 
 
 def notebook_data(seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -21,6 +25,78 @@ def notebook_data(seed: int = 0) -> tuple[np.ndarray, ...]:
     (xtr, ytr), (xte, yte) = parts
     i, j = rng.permutation(400), rng.permutation(200)
     return xtr[i], ytr[i], xte[j], yte[j]
+
+
+# ---- week 4 notebook (000): its torch run, restated ----------------------------------------------------
+
+
+def week04_torch_run(
+    x: np.ndarray, y: np.ndarray, seed: int, epochs: int, lr: float = 0.1, hidden: tuple[int, int] = (3, 3)
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The notebook's PyTorch comparison with its global generator seeded: three bias-free float64 linear
+    layers built in order (torch's default initialisation), then per epoch one ``randperm`` of the rows and
+    one SGD step per row on cross-entropy. Returns the initial and the final weights, torch layout
+    (out, in), and leaves the caller's generator state as it was."""
+    sizes = [x.shape[1], *hidden, int(y.max()) + 1]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        linears = [torch.nn.Linear(a, b, bias=False, dtype=torch.float64) for a, b in zip(sizes[:-1], sizes[1:])]
+        start = [layer.weight.detach().numpy().copy() for layer in linears]
+        inputs, labels = torch.from_numpy(x), torch.from_numpy(y).long()
+        optimiser = torch.optim.SGD([layer.weight for layer in linears], lr=lr)
+        for _ in range(epochs):
+            for row in torch.randperm(len(x)):
+                hidden_out = inputs[row : row + 1]
+                for layer in linears[:-1]:
+                    hidden_out = torch.sigmoid(layer(hidden_out))
+                loss = torch.nn.functional.cross_entropy(linears[-1](hidden_out), labels[row : row + 1])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+    return start, [layer.weight.detach().numpy().copy() for layer in linears]
+
+
+# ---- week 7 notebook (001): moons, its seeded start and its full-batch loop, restated ---------------
+
+
+def moons_split(seed: int = 42) -> tuple[np.ndarray, ...]:
+    """300 noisy moons (noise 0.2) and a 70/30 split, both drawn with ``random_state=seed``:
+    ``x_train, y_train, x_test, y_test``."""
+    x, y = make_moons(n_samples=300, noise=0.2, random_state=seed)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=seed)
+    return x_train, y_train, x_test, y_test
+
+
+def moons_start(seed: int = 42, sizes: tuple[int, int, int] = (2, 10, 2), std: float = 0.1) -> dict[str, np.ndarray]:
+    """The notebook's first cell seeds the global legacy generator; nothing draws from it until the net
+    is built, which draws its input weights (n_in, n_hidden), then its output weights, each a standard
+    normal block times ``std``. Biases start at zero."""
+    n_in, n_hidden, n_out = sizes
+    np.random.seed(seed)
+    first = np.random.randn(n_in, n_hidden) * std
+    second = np.random.randn(n_hidden, n_out) * std
+    return {"W1": first, "b1": np.zeros(n_hidden), "W2": second, "b2": np.zeros(n_out)}
+
+
+def moons_full_batch(
+    x: np.ndarray, y: np.ndarray, params: dict[str, np.ndarray], epochs: int, lr: float = 0.5
+) -> dict[str, np.ndarray]:
+    """``epochs`` gradient-descent steps on the whole training split: ReLU hidden layer, softmax output,
+    mean cross-entropy; the derivative of the ReLU is taken as 0 at 0."""
+    p = {name: value.copy() for name, value in params.items()}
+    targets = np.zeros((len(y), p["W2"].shape[1]))
+    targets[np.arange(len(y)), y] = 1.0
+    for _ in range(epochs):
+        pre = x @ p["W1"] + p["b1"]
+        hidden = np.maximum(pre, 0.0)
+        logits = hidden @ p["W2"] + p["b2"]
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        error = (shifted / shifted.sum(axis=1, keepdims=True) - targets) / len(y)  # d(mean CE)/d(logits)
+        back = (error @ p["W2"].T) * (pre > 0)
+        step = {"W2": hidden.T @ error, "b2": error.sum(0), "W1": x.T @ back, "b1": back.sum(0)}
+        for name, grad in step.items():
+            p[name] -= lr * grad
+    return p
 
 
 # ---- flower notebook (003): its per-flower scalar loop, restated ------------------------------------

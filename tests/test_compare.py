@@ -20,9 +20,12 @@ from commands.compare import (
     compare_main,
     max_difference,
     max_relative_difference,
+    pop_twin_start,
     verdict,
 )
+from commands.errors import ConfigError
 from tests.conftest import ROOT
+from tests.notebook_reference import notebook_data, week04_torch_run
 from train import make_cli
 
 
@@ -146,3 +149,51 @@ def test_compare_fails_loudly_when_only_one_run_diverges(tmp_path, capsys) -> No
     out = capsys.readouterr().out
     assert "FAIL: only one run diverged: manual (hand-derived) at update" in out
     assert "native (autograd) trained to the end with finite weights" in out
+
+
+def test_twin_start_torch_starts_the_twin_as_the_notebooks_torch_run(tmp_path, capsys) -> None:
+    """The twin's weights start as torch.manual_seed(0) + nn.Linear's defaults and, after an epoch of
+    torch.randperm-ordered single-row SGD, equal an independent replay of the notebook's torch loop;
+    the hand-derived run keeps the config's start; no weight verdict, exit 0."""
+    args = [*compare_args(tmp_path, 1), "--trainer.callbacks=[]", "--weights_export.print_final=false"]
+    assert compare_main([*args, "--twin_start", "torch"], make_cli) == 0
+    out = capsys.readouterr().out
+    assert "autograd twin: PyTorch's own start (--twin_start torch): torch.manual_seed(0)" in out
+    assert "identical initial weights: no, identical data order (epoch 1): no (different by design)" in out
+    assert "No weight-equality verdict (--twin_start torch)" in out and "PASS" not in out and "FAIL" not in out
+    assert out.count("pred 0") == 2 and "precision" in out  # both runs' confusion matrices and P/R/F1
+
+    x_train, y_train, _, _ = notebook_data(0)
+    torch_start, torch_end = week04_torch_run(x_train, y_train, seed=0, epochs=1)
+    run = tmp_path / "runs" / "week04_compare" / "version_0"
+
+    def weights(label: str, stage: str) -> list[np.ndarray]:
+        saved = json.loads((run / label / f"weights_{stage}.json").read_text())["weights"]
+        return [np.array(saved[f"W{k}"]).T for k in (1, 2, 3)]  # torch layout (out, in), as the replay's
+
+    for ours, reference in zip(weights("native", "initial"), torch_start):
+        np.testing.assert_array_equal(ours, reference)
+    for ours, reference in zip(weights("native", "final"), torch_end):
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-12)
+    config_net = make_cli(["--config", str(ROOT / "configs/week04.yaml")], run=False).model.net.double()
+    config_net.reset_parameters()  # the config's N(0, 0.2) draw, in float64 as the run makes it
+    for ours, layer in zip(weights("manual", "initial"), config_net.layers):
+        np.testing.assert_array_equal(ours, layer.weight.detach().numpy())
+    assert np.abs(weights("manual", "final")[0] - weights("native", "final")[0]).max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ([], ("same", [])),
+        (["--twin_start", "torch", "--config", "c.yaml"], ("torch", ["--config", "c.yaml"])),
+        (["--config", "c.yaml", "--twin_start=same"], ("same", ["--config", "c.yaml"])),
+    ],
+)
+def test_twin_start_flag_is_taken_out_of_the_cli_arguments(args: list[str], expected) -> None:
+    assert pop_twin_start(args) == expected
+
+
+def test_an_unknown_twin_start_is_one_message() -> None:
+    with pytest.raises(ConfigError, match="--twin_start takes same or torch, got 'pytorch'"):
+        pop_twin_start(["--twin_start", "pytorch"])

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -32,26 +33,41 @@ def sweep_file_content(path: str) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
-def test_lab04_sweep_files_hold_the_notebook_lists() -> None:
-    assert sweep_file_content(str(lab04.LR_SWEEP))["grid"] == {lab04.LR_AXIS: list(lab04.NOTEBOOK_LR)}
-    assert sweep_file_content(str(lab04.HIDDEN_SWEEP))["grid"] == {
-        lab04.HIDDEN_AXIS: [[h] for h in lab04.NOTEBOOK_HIDDEN]
-    }
+def test_lab04_sweep_files_hold_the_notebook_lists_over_seeds() -> None:
+    lrs, hidden = sweep_file_content(str(lab04.LR_SWEEP))["grid"], sweep_file_content(str(lab04.HIDDEN_SWEEP))["grid"]
+    assert lrs == {lab04.LR_AXIS: list(lab04.NOTEBOOK_LR), "seed": lab04.SEEDS}
+    assert hidden == {lab04.HIDDEN_AXIS: [[h] for h in lab04.NOTEBOOK_HIDDEN], "seed": lab04.SEEDS}
+    assert len(lab04.SEEDS) >= 10
+    assert list(lab04.NOTEBOOK_LOSSES) == [1, *range(100, 1001, 100)]  # every loss the lab printed
 
 
 @pytest.mark.parametrize("sweep_file, axis", [("LR_SWEEP", "LR_AXIS"), ("HIDDEN_SWEEP", "HIDDEN_AXIS")])
 def test_lab04_sweeps_equal_the_single_fits(tmp_path, sweep_file: str, axis: str) -> None:
-    """Each member of the lr and hidden-size sweeps ends where its own `train.py fit` does, to 1e-12."""
+    """Members of the lr and hidden-size sweeps (two of their seeds here) end where their own `train.py fit`
+    does, to 1e-12, and their per-epoch curves, read as the lab's loss, are the single fit's."""
     axis = getattr(lab04, axis)
-    result, _ = lab04.lab_sweep(getattr(lab04, sweep_file), 20, tmp_path)
+    grid = read_sweep_file(str(getattr(lab04, sweep_file)))["grid"]
+    two_seeds = lab04.write_grid({**grid, "seed": [0, 3]}, tmp_path / "two_seeds.yaml")
+    result, _ = lab04.lab_sweep(two_seeds, 20, tmp_path)
     losses = lab04.final_losses(result, axis)
-    assert len(losses) == len(result.member_curves()) > 1
-    for name, values, _ in result.member_curves():
-        single = run("lab04", [f"--{axis}={json.dumps(values[axis])}", "--trainer.max_epochs=20"])
+    assert len(losses) == len(grid[axis]) > 1 and all(set(per_seed) == {0, 3} for per_seed in losses.values())
+    first = lab04.axis_value(grid[axis][0])
+    checked = [(n, v) for n, v, _ in result.member_curves() if v["seed"] == 0 or lab04.axis_value(v[axis]) == first]
+    for name, values in checked:
+        seed = values["seed"]
+        seeds = [f"--model.init_args.net.init_seed={seed}", f"--data.init_args.seed={seed}"]
+        single = run(
+            "lab04",
+            [f"--{axis}={json.dumps(values[axis])}", *seeds, "--trainer.max_epochs=20"],
+            EpochProbe(every=1, at_start=True),
+        )
         for layer, w in zip(single.module.net.layers, result.final_weights(name)):
             torch.testing.assert_close(layer.weight.detach(), torch.from_numpy(w), rtol=0, atol=1e-12)
-        key = values[axis][0] if axis == lab04.HIDDEN_AXIS else values[axis]
-        assert losses[key] == pytest.approx(single.last["train/mse"], rel=0, abs=1e-12)
+        key = lab04.axis_value(values[axis])
+        assert losses[key][seed] == pytest.approx(single.last["train/mse"], rel=0, abs=1e-12)
+        before_each_update = [r["train/mse"] for r in single.records[:-1]]  # the lab prints the loss before update n
+        curve = lab04.loss_curves(result, axis, key)[seed]
+        np.testing.assert_allclose(curve, before_each_update, rtol=1e-12, atol=0)
 
 
 def test_weights_only_file_reloads_into_a_new_module(tmp_path) -> None:
@@ -70,20 +86,38 @@ def test_quick_run_writes_tables_with_numbers(tmp_path, monkeypatch) -> None:
     assert "Machine: " in text and "Time taken: " in text
     for heading in ("## Lab 4", "### Grid", "## Week 4", "### Try-it-now grid"):
         assert heading in text
+    loss_table = text.split("## Lab 4")[1].split("### Learning rates")[0]
+    spread = r"\d\.\d{6} \(\d\.\d{6}-\d\.\d{6}\)"  # mean (min-max) over the seeds
+    loss_rows = re.findall(rf"^\| (\d+) \| \d\.\d{{6}} \| {spread} \| \d\.\d{{6}} \| (?:yes|no) \|$", loss_table, re.M)
+    assert loss_rows == ["1", "100"]  # --quick: 100 updates, so the lab's first two printed losses
+    seeds = len(lab04.SEEDS)
+    row = rf"\| {spread} \| \d\.\d{{6}} \| \d\.\d{{6}} \| (?:yes|no) \| (\d+) of {seeds} \|$"
     lr_table = text.split("### Learning rates")[1].split("### Hidden sizes")[0]
-    assert len(re.findall(r"^\| [\d.]+ \| \d\.\d{6} \| \d\.\d{6} \|$", lr_table, re.M)) == 4
+    lr_wins = re.findall(rf"^\| [\d.]+ {row}", lr_table, re.M)
+    assert len(lr_wins) == 4 and sum(map(int, lr_wins)) == seeds  # each seed has one best rate
+    assert "lies inside the seed spread" in lr_table or "lies outside what these" in lr_table
     hidden_table = text.split("### Hidden sizes")[1].split("### Grid")[0]
-    assert len(re.findall(r"^\| \d+ \| \d\.\d{6} \| \d\.\d{6} \|$", hidden_table, re.M)) == 5
+    hidden_wins = re.findall(rf"^\| \d+ {row}", hidden_table, re.M)
+    assert len(hidden_wins) == 5 and sum(map(int, hidden_wins)) == seeds
     grid = text.split("### Grid")[1].split("Why the numbers differ")[0]
     numeric_rows = [line for line in grid.splitlines() if re.match(r"\| \d+ \| [\d.]+ \| \d\.\d{6} \|", line)]
     assert len(numeric_rows) == 9  # hidden {4, 8, 16} x lr {0.1, 0.5, 1.0}
     assert (tmp_path / "results" / "week04_grid_f1.png").stat().st_size > 1000
     assert (tmp_path / "lab04_weights.pt").is_file()
+    side = text.split("### From scratch beside PyTorch")[1].split("### Try-it-now grid")[0]
+    models = ("from scratch (hand-derived), the notebook's start", "PyTorch (autograd), the same start and order",
+              "PyTorch (autograd), PyTorch's own start")  # fmt: skip
+    for model in models:
+        assert re.search(rf"^\| {re.escape(model)} \| 0\.\d{{6}} \| 0\.\d{{6}} \| 0\.\d{{6}} \|", side, re.M)
+        counts = re.search(rf"^\| {re.escape(model)} \| predicted count \| (\d+) \| (\d+) \|$", side, re.M)
+        assert counts and int(counts[1]) + int(counts[2]) == 200  # every test row predicted once
+    assert "No weight" not in side and side.count("W3 (3, 2):") == 2  # scratch's and the torch twin's weights
+    assert (tmp_path / "results" / "week04_losses.png").stat().st_size > 1000
 
 
 def test_week07_init_sweep_names_the_notebook_stds_and_scales_snapshots_for_quick(tmp_path) -> None:
     full = sweep_file_content(str(week07.init_sweep_file(quick=False, work_dir=tmp_path)))
-    assert [week07.init_name(std) for std in full["grid"][week07.STD_AXIS]] == list(week07.INITS)
+    assert [week07.init_name(std) for std in full["grid"][week07.SCALE_AXIS]] == list(week07.INITS)
     assert full["grid"]["seed"] == [0, 1, 2]
     quick_path = week07.init_sweep_file(quick=True, work_dir=tmp_path)
     quick = sweep_file_content(str(quick_path))
@@ -176,3 +210,17 @@ def test_every_shipped_config_has_the_dashboard_and_no_hp_metric(layers: list[Pa
     assert len(dashboards) == 1
     assert isinstance(cli.trainer.logger, EpochTensorBoardLogger)
     assert cli.config.trainer.logger.init_args.default_hp_metric is False
+
+
+def test_lab04_spread_counts_paired_wins_and_the_chance_of_an_independent_start() -> None:
+    """Two settings, two seeds: 0.5 wins from either seed; with independent starts it loses only when it drew
+    3 and 1.0 drew 2 (one case in four)."""
+    losses = {0.5: {0: 1.0, 1: 3.0}, 1.0: {0: 2.0, 1: 4.0}}
+    assert lab04.best_per_seed(losses) == {0: 0.5, 1: 0.5}
+    assert lab04.chance_best(losses, 0.5) == 0.75 and lab04.chance_best(losses, 1.0) == 0.25
+    rows = lab04.seed_table(losses, {0.5: 2.8, 1.0: 0.1})
+    assert rows[0] == ["0.5", "2.000000 (1.000000-3.000000)", 1.0, 2.8, "yes", "2 of 2"]
+    assert rows[1][4:] == ["no", "0 of 2"]  # the lab's 0.1 lies below our 2.0-4.0
+    sentence = lab04.best_sentence(losses, {0.5: 2.8, 1.0: 0.1}, lab04.LR_AXIS, "learning rate")
+    assert "0.5 has the lowest final loss in 2 of 2 seeds" in sentence and "75% for 0.5, 25% for 1 " in sentence
+    assert "lies inside the seed spread" in sentence and "inside our min-max for 1 of its 2" in sentence

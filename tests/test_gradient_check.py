@@ -11,8 +11,11 @@ from callbacks.gradient_check import (
     WORST_ERROR_TAG,
     GradientCheck,
     GradientCheckError,
+    ParameterError,
     check_gradients,
+    format_check,
     kink_free_rows,
+    markdown_check,
 )
 from datamodules.week04 import Week04DataModule
 from models import ManualMLP, ManualModule, MLPSpec, NativeMLP, NativeModule
@@ -82,8 +85,30 @@ def test_wrong_gradient_fails_against_finite_differences_and_autograd() -> None:
     spec = MLPSpec(**WEEK04)
     errors = check_gradients(WrongManualMLP(spec), *examples(spec))
     failed = {(e.reference, e.name) for e in errors if e.grade() == "fail"}
-    assert failed == {("finite differences", "layers.1.weight"), ("autograd", "layers.1.weight")}
-    assert all(e.grade() == "pass" for e in errors if e.name != "layers.1.weight")
+    assert failed == {("finite differences", "W2"), ("autograd", "W2")}  # the notebooks' name of layers.1.weight
+    assert all(e.grade() == "pass" for e in errors if e.name != "W2")
+
+
+def test_parameters_are_named_as_in_the_notebooks() -> None:
+    week07 = MLPSpec(input_size=2, hidden_sizes=[5], output_size=2, activation="relu")  # the notebook's 2-5-2 check
+    x, y = examples(week07, 10)
+    errors = check_gradients(ManualMLP(week07), x, y)
+    assert [e.name for e in errors] == ["W1", "b1", "W2", "b2"] * 2  # vs finite differences, then vs autograd
+    conv = MLPSpec(**SPECS["conv_relu"])
+    errors = check_gradients(ManualMLP(conv), *examples(conv, 1), finite_differences_too=False)
+    assert [e.name for e in errors] == ["K1", "c1", "W1", "b1", "W2", "b2"]
+
+
+def test_grades_are_settable_and_the_table_shows_each_parameters_grade() -> None:
+    """The project's grades (pass <= 1e-7, OK <= 1e-4) by default; the week-7 notebook's (1e-5, 1e-3) on request."""
+    errors = [ParameterError("finite differences", name, err, err / 2, 10) for name, err in
+              (("W1", 3e-9), ("b1", 2e-6), ("W2", 4e-4), ("b2", 0.02))]  # fmt: skip
+    assert [e.grade() for e in errors] == ["pass", "OK", "fail", "fail"]
+    assert [e.grade(1e-5, 1e-3) for e in errors] == ["pass", "pass", "OK", "fail"]
+    table = format_check("check", errors, 1e-5, 1e-3).splitlines()
+    assert table[0] == "check" and table[1].startswith("reference") and table[1].endswith("grade")
+    assert [line.split()[-1] for line in table[2:]] == ["pass", "pass", "OK", "fail"]
+    assert "| finite differences | W2 | 10 | 4.00e-04 | 2.00e-04 | OK |" in markdown_check(errors, 1e-5, 1e-3)
 
 
 def test_kinks_are_skipped() -> None:
@@ -115,7 +140,7 @@ def test_callback_passes_and_logs_every_n_epochs(tmp_path) -> None:
     assert 0 < max(p.value for p in points) <= 1e-7
     assert [t for t in events.Tags()["scalars"] if t.startswith("grad_check/")] == [WORST_ERROR_TAG]
     table = events.Tensors("grad_check/report/text_summary")[-1].tensor_proto.string_val[0].decode()
-    assert "| autograd | layers.2.weight |" in table and table.count("| pass |") == 6
+    assert "| autograd | W3 |" in table and table.count("| pass |") == 6
     native_check = GradientCheck()
     fit(tmp_path / "native", NativeModule(MLPSpec(**WEEK04)), native_check, max_epochs=1)
     assert native_check.last_grade == "pass"
@@ -124,7 +149,7 @@ def test_callback_passes_and_logs_every_n_epochs(tmp_path) -> None:
 def test_callback_stops_training_on_a_wrong_gradient(tmp_path) -> None:
     module = WrongManualModule(MLPSpec(**WEEK04))
     start = module.net.layers[0].weight.detach().clone()
-    with pytest.raises(GradientCheckError, match=r"FAIL .* in layers\.1\.weight"):
+    with pytest.raises(GradientCheckError, match=r"FAIL \(worst .* in W2 vs"):
         fit(tmp_path, module, GradientCheck(stop_on_failure=True), max_epochs=1)
     torch.testing.assert_close(module.net.layers[0].weight.detach().cpu(), start.to(torch.float64))  # no step taken
     warned = GradientCheck(stop_on_failure=False)

@@ -79,3 +79,18 @@ def test_a_bad_draw_order_names_the_entry(order: list[str], message: str) -> Non
 def test_no_bias_net_has_no_bias_to_name() -> None:
     with pytest.raises(ValueError, match="'b1' names no parameter"):
         legacy_numpy_parameters(spec(bias=False, draw_order=["W1", "W2", "b1"]))
+
+
+def test_legacy_scale_multiplies_every_call_as_randn_times_std_does() -> None:
+    """Week 7: ``randn(2, 10) * 0.1``; whole-parameter and scalar calls alike, bias zeros untouched."""
+    rest_of_w1 = [f"W1[{i},{j}]" for i in range(3) for j in range(4) if (i, j) != (2, 3)]
+    drawn = legacy_numpy_parameters(
+        spec(legacy_call="randn", legacy_scale=0.1, draw_order=["W2", "W1[2,3]", *rest_of_w1])
+    )
+    rng = np.random.RandomState(7)
+    w2, w1_23 = rng.randn(4, 2) * 0.1, rng.randn() * 0.1
+    np.testing.assert_array_equal(drawn["W2"], w2)
+    assert drawn["W1"][2, 3] == w1_23 and drawn["W1"][0, 0] == rng.randn() * 0.1
+    assert not drawn["b1"].any()
+    with pytest.raises(ValueError, match="legacy_scale .* must be > 0, got 0"):
+        spec(legacy_scale=0.0)
