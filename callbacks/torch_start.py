@@ -14,6 +14,8 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from datamodules.tensor_loader import TensorBatchLoader
+
 
 class TorchRandpermOrder:
     """Epoch e's row order is the (e+1)-th ``torch.randperm(n)`` drawn from ``generator``: a stand-in for the
@@ -21,17 +23,12 @@ class TorchRandpermOrder:
 
     def __init__(self, n: int, generator: torch.Generator, seed: int) -> None:
         self.n, self.shuffle, self.seed = n, True, seed
-        self.epoch = 0
         self.keep = 2  # the loader raises it when it groups epochs; every order drawn is kept here anyway
         self.generator = generator
         self.orders: list[np.ndarray] = []
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def order(self, epoch: int | None = None) -> np.ndarray:
-        """The order of ``epoch`` (by default the epoch set last); earlier epochs' orders are drawn first."""
-        epoch = self.epoch if epoch is None else epoch
+    def order(self, epoch: int) -> np.ndarray:
+        """The order of ``epoch``; earlier epochs' orders are drawn first."""
         while len(self.orders) <= epoch:
             self.orders.append(torch.randperm(self.n, generator=self.generator).numpy())
         return self.orders[epoch]
@@ -67,15 +64,15 @@ class TorchStart(pl.Callback):
 
     def serve_torch_order(self, trainer: pl.Trainer) -> None:
         loader = trainer.train_dataloader
-        current = getattr(loader, "permutation", None)
-        if current is None:
+        if not isinstance(loader, TensorBatchLoader):
             raise ValueError(
                 "TorchStart orders the rows of the project's TensorBatchLoader; this DataModule's training loader "
                 f"is a {type(loader).__name__}"
             )
+        current = loader.row_order
         if current is self.order or not current.shuffle:  # shuffle: false keeps the config's fixed order
             return
         if self.order is None:
             self.order = TorchRandpermOrder(current.n, self.generator, self.seed)
-        self.order.keep, self.order.epoch = current.keep, current.epoch
-        loader.permutation = self.order
+        self.order.keep = current.keep
+        loader.use_row_order(self.order)

@@ -60,7 +60,17 @@ class Member:
         spec = {
             k: v
             for k, v in self.spec.__dict__.items()
-            if k not in ("hidden_sizes", "init", "init_std", "init_seed", "bias_init")
+            if k
+            not in (
+                "hidden_sizes",
+                "init",
+                "init_std",
+                "init_seed",
+                "bias_init",
+                "legacy_scale",
+                "legacy_call",
+                "draw_order",
+            )
         }
         spec["depth"] = len(self.spec.hidden_sizes)
         return json.dumps(

@@ -151,6 +151,19 @@ class TensorBatchLoader:
         """Whether batches carry one order per member (a member dimension) rather than one shared order."""
         return len(self.orders) > 1
 
+    @property
+    def row_order(self) -> EpochPermutation:
+        """Where a single order's rows come from (one data seed)."""
+        (order,) = self.orders.values()
+        return order
+
+    def use_row_order(self, order: EpochPermutation) -> None:
+        """Serve every epoch in ``order``'s row orders instead (anything with ``n``, ``shuffle``, ``keep`` and
+        ``order(epoch)``): e.g. ``torch.randperm``, as a plain PyTorch script orders its rows."""
+        if len(self.orders) != 1 or order.n != self.n:
+            raise ValueError(f"a row order for {order.n} rows cannot replace {len(self.orders)} order(s) of {self.n}")
+        self.orders = {self.seed: order}
+
     def set_epoch(self, epoch: int) -> None:
         """Serve notebook epoch ``epoch`` (0-based)."""
         self.set_epochs(range(epoch, epoch + 1))

@@ -46,7 +46,7 @@ def test_lab04_sweeps_equal_the_single_fits(tmp_path, sweep_file: str, axis: str
     """Members of the lr and hidden-size sweeps (two of their seeds here) end where their own `train.py fit`
     does, to 1e-12, and their per-epoch curves, read as the lab's loss, are the single fit's."""
     axis = getattr(lab04, axis)
-    grid = read_sweep_file(str(getattr(lab04, sweep_file)))["grid"]
+    grid = sweep_file_content(str(getattr(lab04, sweep_file)))["grid"]
     two_seeds = lab04.write_grid({**grid, "seed": [0, 3]}, tmp_path / "two_seeds.yaml")
     result, _ = lab04.lab_sweep(two_seeds, 20, tmp_path)
     losses = lab04.final_losses(result, axis)
