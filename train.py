@@ -88,7 +88,7 @@ class BackpropCLI(LightningCLI):
     """LightningCLI with the weights export always on and an optional test right after fit.
 
     ``instantiate=False`` parses and validates the config but builds no classes: the sweep builds each
-    member's own, and LightningCLI's instantiation (with its hyper-parameter dump) costs ~0.1 s.
+    member's own, and LightningCLI's instantiation (with its hyper-parameter dump) costs more than a tiny member.
     """
 
     def __init__(self, *args: Any, instantiate: bool = True, command: str | None = None, **kwargs: Any) -> None:
@@ -262,6 +262,6 @@ if __name__ == "__main__":
     finally:
         # The process ends here, also after Ctrl-C (Lightning's shutdown has closed the event files and exits
         # through here). Python's exit runs full garbage collections over the millions of objects torch and
-        # Lightning created, 1.5 s of the 1.8 s a Ctrl-C took (longer on a busy machine); frozen objects are
-        # skipped, and every file this project writes is closed by then.
+        # Lightning created, most of a Ctrl-C's time; frozen objects are skipped, and every file this project
+        # writes is closed by then.
         gc.freeze()

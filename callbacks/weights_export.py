@@ -101,7 +101,7 @@ class WeightsExport(pl.Callback):
             "updates": getattr(module, "updates_done", trainer.global_step),
             "weights": {k: json_values(v) for k, v in weights.items()},
         }
-        # Indented for the small course nets people read; compact (and C-encoded, ~10x faster) for MNIST-size ones.
+        # Indented for the small course nets people read; compact (C-encoded) for MNIST-size ones.
         readable = sum(w.size for w in weights.values()) <= READABLE_MAX_VALUES
         path.write_text(json.dumps(payload, indent=1 if readable else None))
         return path

@@ -1,9 +1,8 @@
 """Full garbage collections that skip what the imports left behind.
 
-torch, Lightning, jsonargparse and TensorBoard leave ~500,000 objects that Python's collector tracks and
-never frees. A full collection walks them all: 0.24-0.26 s each here. One came in one of five Lab-4
-sweeps measured (10,000 epochs) and in one of three tiny-net fits (a Lab-4 fit took 1.38 s, of which
-0.26 s was that collection). ``gc.freeze`` moves them out of the collector's sight for the command.
+torch, Lightning, jsonargparse and TensorBoard leave hundreds of thousands of objects that Python's collector
+tracks and never frees, and a full collection walks them all: for a tiny net's fit or sweep that can cost as much
+as the training. ``gc.freeze`` moves them out of the collector's sight for the command.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import logging
 import pickle
 import re
 import zipfile
+from typing import Literal
 
 import pytest
 import torch
@@ -266,3 +267,24 @@ def test_the_help_lists_compare_and_sweep(capsys) -> None:
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "fit" in out and "compare" in out and "sweep" in out and "--sweep configs/sweeps/" in out
+
+
+def test_the_jsonargparse_wording_that_errors_condenses_is_still_there() -> None:
+    """commands/errors.py reads jsonargparse's reports by their wording (pinned below 4.54 in pyproject.toml): when
+    an upgrade rewords them, this fails before users see raw multi-line reports."""
+    import argparse
+
+    from jsonargparse import ArgumentParser
+
+    from commands.errors import parser_complaint
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--lr", type=float | None)
+    parser.add_argument("--activation", type=Literal["sigmoid", "tanh"])
+    with pytest.raises(argparse.ArgumentError) as lr:
+        parser.parse_args(["--lr", "fast"])
+    with pytest.raises(argparse.ArgumentError) as activation:
+        parser.parse_args(["--activation", "sigmod"])
+    assert 'Parser key "lr"' in str(lr.value) and "Expected a <class 'float'>" in str(lr.value)
+    assert parser_complaint(str(lr.value)) == "lr = fast: expected float"
+    assert parser_complaint(str(activation.value)) == "activation = sigmod: expected one of 'sigmoid', 'tanh'"

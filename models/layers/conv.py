@@ -26,7 +26,7 @@ from torch import Tensor
 
 def im2col(x: Tensor, k: int, padding: int) -> Tensor:
     """(..., C, H, W) -> cols (..., C k k, Ho Wo), F.unfold's layout, from a strided view of the padded
-    input (patch (i, j) of channel c is x_pad[..., c, i:i+Ho, j:j+Wo]); one copy, ~4x faster than F.unfold."""
+    input (patch (i, j) of channel c is x_pad[..., c, i:i+Ho, j:j+Wo]); one copy, cheaper than F.unfold's."""
     *lead, c, h, w = x.shape
     x = F.pad(x, (padding,) * 4) if padding else x
     h_out, w_out = h + 2 * padding - k + 1, w + 2 * padding - k + 1
@@ -79,7 +79,7 @@ class Conv2d:
     def backward(self, dz: Tensor) -> Tensor | None:
         out_channels, k = self.weight.shape[0], self.weight.shape[-1]
         dz = dz.reshape(*dz.shape[:-2], -1)  # (..., N, O, L)
-        # sum_n dZ_n @ cols_n^T as one batched matmul and a sum: faster on the CPU than einsum.
+        # sum_n dZ_n @ cols_n^T as one batched matmul and a sum: einsum costs more on the CPU.
         dw = (dz @ self.cols.mT).reshape(-1, out_channels, self.cols.shape[-2]).sum(0).reshape(self.weight.shape)
         if self.l2:
             dw = dw + self.l2 * self.weight

@@ -33,8 +33,8 @@ class _Head:
         self.reduction = reduction
 
     def _reduce(self, per_entry: Array) -> Array:
-        """Loss terms (M?, N, K) -> (M?,): summed over outputs and examples in one call (each NumPy call
-        costs ~1 us on these tiny arrays), then divided by N for ``mean``; keeps d(loss)/d(term)."""
+        """Loss terms (M?, N, K) -> (M?,): summed over outputs and examples in one call (a NumPy call costs
+        more than these tiny arrays' arithmetic), then divided by N for ``mean``; keeps d(loss)/d(term)."""
         self.scale = 1.0 / per_entry.shape[-2] if self.reduction == "mean" else 1.0
         return per_entry.sum((-2, -1)) * self.scale
 
