@@ -27,6 +27,7 @@ from callbacks.interrupt_report import InterruptReport
 from callbacks.weights_export import WeightsExport
 from commands.errors import as_config_error, report_and_exit
 from commands.frozen_gc import long_lived_objects_frozen
+from commands.resume import keep_module_settings, module_settings_to_keep
 from commands.sweep_grid import SweepOptions
 from datamodules.base import TensorDataModule
 from models.lightning_modules import MLPModule
@@ -50,6 +51,25 @@ def log_into_checkpoint_run(config: Namespace, stage: str, ckpt_path: Path) -> N
     except ValueError:  # a checkpoint from another runs folder: log under its run
         save_dir, name = run, Path(stage)
     init_args.save_dir, init_args.name, init_args.version = str(save_dir), str(name), None
+
+
+def continue_checkpoint_run(config: Namespace, ckpt_path: Path) -> bool:
+    """``fit --ckpt_path <run>/checkpoints/x.ckpt`` logs into ``<run>`` itself, so one run's history (TensorBoard
+    curves, checkpoints, final weights) stays in one folder. False when the checkpoint is not in a run's
+    ``checkpoints/`` or the logger has no ``save_dir``: the resumed fit then starts a new version."""
+    logger = config.get("trainer", {}).get("logger")
+    init_args = logger.get("init_args") if isinstance(logger, Namespace) else None
+    if ckpt_path.parent.name != "checkpoints" or not isinstance(init_args, Namespace) or "save_dir" not in init_args:
+        return False
+    run = ckpt_path.parent.parent
+    init_args.save_dir, init_args.name, init_args.version = str(run.parent.parent), run.parent.name, run.name
+    return True
+
+
+def next_free(folder: Path, stem: str) -> str:
+    """``<stem>.yaml``, or ``<stem>_<k>.yaml`` with the first k not yet in ``folder``."""
+    names = (f"{stem}.yaml", *(f"{stem}_{k}.yaml" for k in range(1, 10_000)))
+    return next(name for name in names if not (folder / name).exists())
 
 
 def first_new_dir(log_dir: Path) -> Path:
@@ -94,6 +114,7 @@ class BackpropCLI(LightningCLI):
     def __init__(self, *args: Any, instantiate: bool = True, command: str | None = None, **kwargs: Any) -> None:
         self.instantiate = instantiate
         self.command = command
+        self.resumed_settings: dict[str, Any] = {}  # fit --ckpt_path: the config's module settings, kept
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -111,6 +132,19 @@ class BackpropCLI(LightningCLI):
             check_checkpoint(ckpt_path)
             if subcommand in EVALUATIONS:
                 log_into_checkpoint_run(self.config[subcommand], subcommand, Path(ckpt_path))
+            if subcommand == "fit":
+                self.resumed_settings = module_settings_to_keep(self.config[subcommand], ckpt_path)
+                if continue_checkpoint_run(self.config[subcommand], Path(ckpt_path)):
+                    run = Path(ckpt_path).parent.parent
+                    # the run's config.yaml stays; this command's config is saved beside it
+                    self.save_config_kwargs["config_filename"] = next_free(run, "config_resumed")
+                    # Lightning warns that the checkpoint folder is not empty: it holds the checkpoint resumed from
+                    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+    def before_instantiate_classes(self) -> None:
+        """A resumed fit takes its module settings from the config, not from the checkpoint LightningCLI read."""
+        if self.resumed_settings:
+            keep_module_settings(self.config[self.subcommand], self.resumed_settings)
 
     def instantiate_classes(self) -> None:
         """A class that refuses a config value fails with its own message, not jsonargparse's union report."""

@@ -109,7 +109,8 @@ class WeightsExport(pl.Callback):
     # trainer.log_dir is a broadcast under DDP, so every rank asks for it before rank 0 writes.
     # fast_dev_run is a smoke test: like Lightning's logging and checkpointing, the export writes nothing.
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.fast_dev_run:
+        """A resumed fit starts from its checkpoint, not from the initial weights its run already wrote."""
+        if not trainer.fast_dev_run and trainer.ckpt_path is None:
             self._write(trainer, pl_module, self.run_dir(trainer), "weights_initial.json")
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -1,7 +1,9 @@
 """When training has diverged, for single runs and every member of a sweep alike.
 
 A run diverges when a loss or weight stops being finite, when an epoch's mean training loss grows past
-``loss_growth`` times the first epoch's, or when a weight grows past ``max_abs_weight`` in magnitude. The last two
+``loss_growth`` times the initial loss (the loss of the initial weights on the first training rows, measured before
+the first update: a first epoch that already blew up is no reference), or when a weight grows past
+``max_abs_weight`` in magnitude. The last two
 catch a blow-up while it is still finite: a learning rate of 1e6 takes a sigmoid net's loss from 0.69 to 2e6, and a
 ReLU net's weights to 1e31, without a single NaN.
 """
@@ -12,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ADVICE = (
-    "Lower model.init_args.optimizer.init_args.lr, normalise the features (data.normalize), or clip the gradients"
-)
+REFERENCE_ROWS = 1024  # the initial loss is measured on at most this many training rows
+ADVICE = "Lower model.init_args.optimizer.init_args.lr, normalise the features (data.normalize), or clip the gradients"
 
 
 class DivergenceError(ValueError):
@@ -43,17 +44,17 @@ class DivergenceRule:
                 f"off), got {self.loss_growth} and {self.max_abs_weight}"
             )
 
-    def grown(self, epoch_losses: np.ndarray, first_epoch_loss: float | np.ndarray) -> np.ndarray:
+    def grown(self, epoch_losses: np.ndarray, initial_loss: float | np.ndarray) -> np.ndarray:
         """Which epoch losses grew past the bound: same shape as ``epoch_losses`` (reference broadcast)."""
         if not self.loss_growth:
             return np.zeros(np.shape(epoch_losses), dtype=bool)
         with np.errstate(invalid="ignore"):
-            return np.asarray(epoch_losses) > self.loss_growth * np.abs(first_epoch_loss)
+            return np.asarray(epoch_losses) > self.loss_growth * np.abs(initial_loss)
 
-    def describe_growth(self, loss: float, first_epoch_loss: float) -> str:
+    def describe_growth(self, loss: float, initial_loss: float) -> str:
         return (
-            f"its mean loss grew to {loss:.4g}, more than {self.loss_growth:g} times the first epoch's "
-            f"{first_epoch_loss:.4g} (model.init_args.divergence_loss_growth)"
+            f"its mean loss grew to {loss:.4g}, more than {self.loss_growth:g} times its initial {initial_loss:.4g} "
+            "(model.init_args.divergence_loss_growth)"
         )
 
     def describe_weight(self, largest: float) -> str:

@@ -27,7 +27,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from datamodules.tensor_loader import TensorBatchLoader
 from models.base_net import MLPParameters
-from models.divergence import ADVICE, DivergenceError, DivergenceRule
+from models.divergence import ADVICE, REFERENCE_ROWS, DivergenceError, DivergenceRule
 from models.engine import NumpyPath, epoch_chunks, one_thread, row_chunks, run_updates, unequal_update_counts
 from models.epoch_blocks import EpochBlocks, EpochLabel, EpochObserver, EpochsPerStep, check_epochs_per_step
 from models.grad_sync import all_reduce_mean_
@@ -35,6 +35,7 @@ from models.layers.heads import output_activation
 from models.manual_net import ManualMLP
 from models.metrics import StageMetrics, grouped_metrics
 from models.native_net import NativeMLP
+from models.optim import group_settings, keep_configured_settings
 from models.report import GENERAL_ADVICE
 from models.schedules import (
     ScheduleError,
@@ -109,7 +110,7 @@ class MLPModule(pl.LightningModule):
         self.rows_per_update = rows_per_update
         self.blocks = EpochBlocks(epochs_per_step)
         self.divergence = DivergenceRule(divergence_loss_growth, divergence_max_weight)
-        self.first_epoch_loss: float | None = None  # the divergence rule's reference, kept in checkpoints
+        self.initial_loss: float | None = None  # the divergence rule's reference, kept in checkpoints
         # The loss of every optimiser update made by the latest training step (read by the dashboard), and the
         # updates made since the fit began (saved in checkpoints).
         self.update_losses = torch.empty(0)
@@ -184,15 +185,22 @@ class MLPModule(pl.LightningModule):
         checkpoint["updates_done"] = self.updates_done
         checkpoint["dropout_generator_state"] = self.net.dropout_generator.get_state()
         checkpoint.update(self.blocks.state_dict())
-        if self.first_epoch_loss is not None:
-            checkpoint["first_epoch_loss"] = self.first_epoch_loss
+        checkpoint["configured_optimizer"] = group_settings(self.build_optimizer())  # what a resume compares with
+        if self.initial_loss is not None:
+            checkpoint["initial_loss"] = self.initial_loss
 
     def on_load_checkpoint(self, checkpoint: dict[str, object]) -> None:
+        """Counts and generators from the checkpoint; the optimiser's settings stay the configured ones."""
+        saved_optimizers = checkpoint.get("optimizer_states") or []
+        if saved_optimizers:
+            keep_configured_settings(
+                self.build_optimizer(), saved_optimizers[0], checkpoint.get("configured_optimizer")
+            )
         self.updates_done = int(checkpoint.get("updates_done", 0))
         if "dropout_generator_state" in checkpoint:
             self.net.dropout_generator.set_state(checkpoint["dropout_generator_state"])
         self.blocks.load_state_dict(checkpoint)
-        self.first_epoch_loss = checkpoint.get("first_epoch_loss")
+        self.initial_loss = checkpoint.get("initial_loss")
 
     def forward(self, x: Tensor) -> Tensor:
         """Output pre-activations (logits)."""
@@ -205,11 +213,13 @@ class MLPModule(pl.LightningModule):
         return batch.to(self.dtype) if torch.is_floating_point(batch) else batch
 
     # ---- optimisation --------------------------------------------------------------------
-    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, object]:
+    def build_optimizer(self) -> torch.optim.Optimizer:
         if self.optimizer_factory is None:
-            optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
-        else:
-            optimizer = self.optimizer_factory(self.parameters())
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+        return self.optimizer_factory(self.parameters())
+
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, object]:
+        optimizer = self.build_optimizer()
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = build_lr_scheduler(
@@ -245,6 +255,7 @@ class MLPModule(pl.LightningModule):
         observers = [c for c in trainer.callbacks if isinstance(c, EpochObserver)]
         observed = [epoch for c in observers for epoch in c.observed_epochs(trainer.max_epochs)]
         self.blocks.start(trainer, self.why_epochs_cannot_be_grouped(), observed)
+        self.measure_initial_loss()
         self.refuse_extending_a_one_cycle()
         optimizer = self.optimizers().optimizer
         # one process without mixed precision: a block's updates may skip Lightning's optimizer wrapper
@@ -357,15 +368,31 @@ class MLPModule(pl.LightningModule):
             what = self.divergence.describe_weight(largest)
         self.raise_divergence(f"{what} at update {update}, in epoch {epoch} of training", update, epoch)
 
+    @torch.no_grad()
+    def measure_initial_loss(self) -> None:
+        """The divergence rule's reference: the loss of the weights training starts from, on the first training
+        rows, in eval mode (no dropout mask is drawn, so the run's masks stay as they would be)."""
+        loader = self.trainer.train_dataloader
+        if self.initial_loss is not None or not isinstance(loader, TensorBatchLoader):
+            return
+        x, target = self.as_model_dtype(tuple(t[:REFERENCE_ROWS].to(self.device) for t in loader.tensors[:2]))
+        training = self.net.training
+        self.net.eval()
+        try:
+            loss, _ = self.loss_and_logits(x, target)
+        finally:
+            self.net.train(training)
+        self.initial_loss = float(loss)
+
     def check_loss_growth(self, epoch_losses: np.ndarray) -> None:
-        """The divergence rule's growth bound, against the first epoch's mean loss."""
-        if self.first_epoch_loss is None and len(epoch_losses):
-            self.first_epoch_loss = float(epoch_losses[0])
-        grown = self.divergence.grown(epoch_losses, self.first_epoch_loss)
+        """The divergence rule's growth bound, against the initial loss."""
+        if self.initial_loss is None:
+            return
+        grown = self.divergence.grown(epoch_losses, self.initial_loss)
         if grown.any():
             k = int(np.argmax(grown))
             epoch = self.epochs_done + k + 1
-            what = self.divergence.describe_growth(float(epoch_losses[k]), self.first_epoch_loss)
+            what = self.divergence.describe_growth(float(epoch_losses[k]), self.initial_loss)
             self.raise_divergence(f"{what} in epoch {epoch} of training", None, epoch)
 
     def raise_divergence(self, where: str, update: int | None, epoch: int) -> None:

@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from models.layers import xp
 from models.layers.xp import Array
+from models.schedules import ScheduleError
 
 State = dict[str, Any]  # one parameter's optimiser state, under torch.optim's names
 
@@ -133,3 +135,38 @@ def array_rules(optimizer: torch.optim.Optimizer) -> list[tuple[SGD | Adam, list
         (rule(group, [optimizer.state[p] for p in group["params"]], torch_state=True), list(group["params"]))
         for group in optimizer.param_groups
     ]
+
+
+def group_settings(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    """Each param group's settings (learning rate, momentum, ...) as configured, without its parameters."""
+    return [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+
+
+def keep_configured_settings(
+    configured: torch.optim.Optimizer, saved_state: dict[str, Any], saved_configured: list[dict[str, Any]] | None
+) -> None:
+    """Make a checkpoint's optimiser state carry the settings now configured (learning rate, momentum, ...) where
+    they differ from the ones its run was configured with, so that restoring it keeps them, and say which changed.
+
+    ``saved_configured`` is that run's configured settings; a learning-rate schedule moves the state's rates, so only
+    a change of configuration counts. With a schedule, a changed rate is refused: the schedule drives the rates.
+    """
+    scheduled = any("initial_lr" in group for group in saved_state.get("param_groups", []))
+    before = saved_configured or [
+        {k: v for k, v in g.items() if k != "params"} for g in saved_state.get("param_groups", [])
+    ]
+    for now, was, saved in zip(group_settings(configured), before, saved_state.get("param_groups", [])):
+        for key, value in now.items():
+            if key not in was or was[key] == value or key not in saved:
+                continue
+            if scheduled and key == "lr":
+                raise ScheduleError(
+                    f"model.init_args.optimizer.init_args.lr is {value!r} but the resumed run was configured with "
+                    f"{was[key]!r} and its learning-rate schedule drives the rate: it cannot change on resume. Resume "
+                    "with the run's settings, or start a new run"
+                )
+            rank_zero_info(
+                f"Resuming with model.init_args.optimizer.init_args.{key}={value!r} (the checkpoint's run had "
+                f"{was[key]!r})."
+            )
+            saved[key] = value

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from datamodules.tensor_loader import TensorBatchLoader
-from models.divergence import DivergenceRule
+from models.divergence import REFERENCE_ROWS, DivergenceRule
 from models.engine import epoch_chunks, row_chunks, update_loop
 from models.init import initial_parameters
 from models.layers import xp
@@ -193,7 +193,7 @@ class SweepModule(pl.LightningModule):
         self.optimizer_name, self.optimizer_kwargs = optimizer
         self.optimizer: SGD | Adam | None = None
         self.optimizer_states: list[dict[str, object]] | None = None  # restored from a checkpoint
-        self.first_epoch_loss: np.ndarray | None = None  # the divergence rule's reference, per member
+        self.initial_loss: np.ndarray | None = None  # the divergence rule's reference, per member
         self.epoch_loss_sum: np.ndarray | Tensor | None = None  # an epoch served in batches: its running sum
         self.epoch_updates = 0
 
@@ -258,8 +258,23 @@ class SweepModule(pl.LightningModule):
                     mine = value[self.shard].to(self.device) if isinstance(value, Tensor) else value
                     state[key] = copy_array(self.arrays(mine)) if isinstance(mine, Tensor) else mine
         self.optimizer = {"sgd": SGD, "adam": Adam}[self.optimizer_name](hyper, states)
+        if self.initial_loss is None:
+            self.initial_loss = self.measure_initial_loss()
         masks = [getattr(self, f"mask{k}")[self.shard] for k in range(len(self.weights))]
         self.masks = [None if bool(m.all()) else self.arrays(m) for m in masks]  # None: no member padded here
+
+    @torch.no_grad()
+    def measure_initial_loss(self) -> np.ndarray:
+        """(M,): every member's loss at its initial weights on the first training rows, the divergence rule's
+        reference (a first epoch that already blew up is none)."""
+        members = self.trainer.datamodule.members
+        shared = shares_tensors(members)
+        rows = slice(0, REFERENCE_ROWS)
+        x = members[0].x_train[rows] if shared else torch.stack([m.x_train[rows] for m in members])
+        y = members[0].y_train[rows] if shared else torch.stack([m.y_train[rows] for m in members])
+        with np.errstate(all="ignore"):
+            loss = self.chain().loss(self.arrays(x.to(self.device, self.dtype)), self.arrays(y.to(self.device)))
+        return torch.as_tensor(loss).double().cpu().numpy()
 
     def on_train_epoch_start(self) -> None:
         self.trainer.train_dataloader.set_epochs(self.plan[self.current_epoch])
@@ -305,8 +320,6 @@ class SweepModule(pl.LightningModule):
         """``shard_loss`` (epochs, this rank's members): freeze members that diverged, log each epoch's mean loss
         at that epoch, read the snapshot that ends the block (blocks end at every snapshot)."""
         train_loss = self.gather_members(torch.as_tensor(shard_loss).T).T.cpu().numpy()  # (epochs, M)
-        if self.first_epoch_loss is None:
-            self.first_epoch_loss = train_loss[0].copy()
         self.freeze_diverged(epochs, train_loss)
         self.train_losses += list(train_loss)
         every = max(1, self.epochs // CURVE_POINTS)
@@ -322,7 +335,7 @@ class SweepModule(pl.LightningModule):
     def freeze_diverged(self, epochs: range, train_loss: np.ndarray) -> None:
         """Members whose loss turned non-finite or grew past the rule's bound, or whose weights did: flagged at the
         first such epoch and frozen (lr 0) from the next block on."""
-        bad = ~np.isfinite(train_loss) | self.divergence.grown(train_loss, self.first_epoch_loss)
+        bad = ~np.isfinite(train_loss) | self.divergence.grown(train_loss, self.initial_loss)
         largest = self.gather_members(self.largest_weights()).cpu().numpy()
         bound = self.divergence.max_abs_weight
         bad[-1] |= ~np.isfinite(largest) | ((largest > bound) if bound else False)
@@ -383,7 +396,7 @@ class SweepModule(pl.LightningModule):
             "diverged_at": [-1 if e is None else e for e in self.diverged_at],
             "results": self.results,
             "train_losses": torch.as_tensor(np.array(self.train_losses)),
-            "first_epoch_loss": None if self.first_epoch_loss is None else torch.as_tensor(self.first_epoch_loss),
+            "initial_loss": torch.as_tensor(self.initial_loss),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, object]) -> None:
@@ -392,8 +405,7 @@ class SweepModule(pl.LightningModule):
         self.results = state["results"]
         self.train_losses = list(state["train_losses"].numpy())
         self.optimizer_states = state["optimizer"]
-        first = state.get("first_epoch_loss")
-        self.first_epoch_loss = None if first is None else first.numpy()
+        self.initial_loss = state["initial_loss"].numpy()
 
 
 @torch.no_grad()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -50,3 +51,21 @@ def quiet_trainer(tmp_path: Path, **overrides: object) -> pl.Trainer:
 @pytest.fixture
 def project_root() -> Path:
     return ROOT
+
+
+class MessagesOf(logging.Handler):
+    """What a logger prints while the ``with`` block runs (Lightning's own loggers do not propagate to pytest's)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.logger, self.text = logging.getLogger(name), ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.text += record.getMessage() + "\n"
+
+    def __enter__(self) -> MessagesOf:
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self)

@@ -21,6 +21,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from commands.sweep import best_member, export_member, run_sweep, sweep_main
 from commands.sweep_grid import SweepError, representatives
 from models.sweep_module import SweepModule
+from tests.conftest import MessagesOf
 from train import cli_main, make_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -293,24 +294,6 @@ def test_a_resumed_sweep_equals_the_uninterrupted_one(tmp_path, monkeypatch) -> 
     other = sweep_file(tmp_path, "grid:\n  model.init_args.optimizer.init_args.lr: [0.01, 0.2]\n")
     with pytest.raises(SweepError, match=r"holds the members lr0.01, lr0.1, but this sweep file and config make"):
         run_sweep(make_cli, args, other, resume=str(cut.run_dir))
-
-
-class MessagesOf(logging.Handler):
-    """What a logger prints while the ``with`` block runs (Lightning's own loggers do not propagate to pytest's)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.logger, self.text = logging.getLogger(name), ""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.text += record.getMessage() + "\n"
-
-    def __enter__(self) -> MessagesOf:
-        self.logger.addHandler(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.logger.removeHandler(self)
 
 
 class CtrlCInBlock(pl.Callback):
