@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from callbacks.checkpoint_fit import check_checkpoint_fits
 from callbacks.checkpoints import check_checkpoint
 from callbacks.disk import check_writable
 from callbacks.interrupt_report import InterruptReport
@@ -138,6 +139,8 @@ class BackpropCLI(LightningCLI):
         """Data are read and checked before the trainer creates the run directory (``compare`` calls this too, on a
         CLI without a subcommand, and always tests)."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("ckpt_path"):
+            check_checkpoint_fits(config.ckpt_path, self.model, self.datamodule)
         if stage == "fit":
             check_optimization(config.get("model"))
         if isinstance(self.datamodule, TensorDataModule):
