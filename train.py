@@ -8,6 +8,10 @@ written (:mod:`commands.errors`); options must be spelled out in full (no abbrev
 
 from __future__ import annotations
 
+import commands.ctrl_c  # noqa: F401  first: Ctrl-C during the imports below is one line, not a traceback
+
+# isort: split
+
 import gc
 import logging
 import sys
