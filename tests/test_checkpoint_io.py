@@ -7,6 +7,7 @@ import errno
 import io
 import os
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -120,3 +121,17 @@ def test_a_full_disk_during_fit_is_one_message_and_no_checkpoint_is_cut_short(tm
     assert f"error: cannot save the checkpoint epoch=0-step=1.ckpt in {checkpoints}: the disk is full" in line
     assert "It needs" in line and "are free there" in line
     assert not checkpoints.exists() or leftovers(checkpoints) == []  # no half file, no temporary file
+
+
+def test_a_full_disk_under_the_weights_file_is_one_message(tmp_path, monkeypatch, capsys) -> None:
+    real_write_text = Path.write_text
+
+    def write_text(path: Path, *args, **kwargs) -> int:
+        if path.name == "weights_final.json":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_write_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    line = fails_with_one_message(flower_args(tmp_path, "--trainer.max_epochs=1", "--test_after_fit=false"), capsys)
+    run = tmp_path / "runs" / "flower" / "version_0"
+    assert line.startswith(f"error: cannot write weights_final.json in {run}: the disk is full (No space left")
