@@ -118,7 +118,9 @@ def test_a_full_disk_during_fit_is_one_message_and_no_checkpoint_is_cut_short(tm
     monkeypatch.setattr(os, "fsync", refuse_fsync_with(errno.ENOSPC))
     line = fails_with_one_message(flower_args(tmp_path, "--trainer.max_epochs=1", "--test_after_fit=false"), capsys)
     checkpoints = tmp_path / "runs" / "flower" / "version_0" / "checkpoints"
-    assert f"error: cannot save the checkpoint epoch=0-step=1.ckpt in {checkpoints}: the disk is full" in line
+    assert re.match(
+        rf"error: cannot save the checkpoint epoch=\S+\.ckpt in {re.escape(str(checkpoints))}: the disk is full", line
+    )
     assert "It needs" in line and "are free there" in line
     assert not checkpoints.exists() or leftovers(checkpoints) == []  # no half file, no temporary file
 
