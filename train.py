@@ -8,6 +8,10 @@ written (:mod:`commands.errors`); options must be spelled out in full (no abbrev
 
 from __future__ import annotations
 
+import commands.ctrl_c  # noqa: F401  first: Ctrl-C during the imports below is one line, not a traceback
+
+# isort: split
+
 import gc
 import logging
 import sys
@@ -22,11 +26,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from callbacks.checkpoint_fit import check_checkpoint_fits
 from callbacks.checkpoints import check_checkpoint
+from callbacks.disk import check_writable
 from callbacks.interrupt_report import InterruptReport
 from callbacks.weights_export import WeightsExport
 from commands.errors import as_config_error, report_and_exit
 from commands.frozen_gc import long_lived_objects_frozen
+from commands.optimizer_values import check_optimization
 from commands.resume import keep_module_settings, module_settings_to_keep
 from commands.sweep_grid import SweepOptions
 from datamodules.base import TensorDataModule
@@ -171,16 +178,22 @@ class BackpropCLI(LightningCLI):
         self.check_before_run("predict")
 
     def check_before_run(self, stage: str) -> None:
-        """Data are read and checked before the trainer creates the run directory."""
-        config = self.config[self.subcommand]
+        """Data are read and checked before the trainer creates the run directory (``compare`` calls this too, on a
+        CLI without a subcommand, and always tests)."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("ckpt_path"):
+            check_checkpoint_fits(config.ckpt_path, self.model, self.datamodule)
+        if stage == "fit":
+            check_optimization(config.get("model"))
         if isinstance(self.datamodule, TensorDataModule):
-            with_test = stage == "fit" and bool(config.get("test_after_fit"))
+            with_test = stage == "fit" and bool(config.get("test_after_fit") or not self.subcommand)
             spec = getattr(self.model, "spec", None)
             self.datamodule.check_before_run(stage, spec, with_test, str(self.trainer.precision))
         # fast_dev_run's logger has no directory (log_dir None): nothing is created, nothing to plan
         log_dir = self.trainer.log_dir if self.trainer.logger is not None else None
         if log_dir is not None and not Path(log_dir).exists():
             PLANNED_RUN_DIRS.append(first_new_dir(Path(log_dir)))
+            check_writable(Path(log_dir))
         ckpt_path = config.get("ckpt_path")
         if stage in EVALUATIONS and ckpt_path:
             self.keep_checkpoint_dirpath(ckpt_path)
@@ -197,7 +210,7 @@ class BackpropCLI(LightningCLI):
                 callback.dirpath = state["dirpath"]
 
     def collapse_advice(self) -> str:
-        config = self.config[self.subcommand]
+        config = self.config[self.subcommand] if self.subcommand else self.config
         files = ", ".join(str(path) for path in config.get("config") or []) or "the command line"
         optimizer = (config.get("model", {}).get("init_args", {}).get("optimizer") or {}).get("init_args") or {}
         spec = getattr(self.model, "spec", None)
@@ -248,7 +261,11 @@ def make_cli(
             subclass_mode_model=True,
             subclass_mode_data=True,
             auto_configure_optimizers=False,
-            trainer_defaults={"callbacks": [InterruptReport()]},  # added to the configured callbacks
+            # the callbacks are added to the configured ones; the plugin writes every checkpoint whole
+            trainer_defaults={
+                "callbacks": [InterruptReport()],
+                "plugins": [{"class_path": "callbacks.checkpoints.AtomicCheckpointIO"}],
+            },
             # --trainer.max_epoch must not pass for --trainer.max_epochs; a parse error is raised, for commands.errors
             # to print in one line (jsonargparse would print the usage and its nested report, ~80 lines)
             parser_kwargs={"allow_abbrev": False, "exit_on_error": False},

@@ -43,3 +43,12 @@ def peak_rss_mb() -> float:
     except OSError:  # not Linux
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return int(status.split("VmHWM:")[1].split()[0]) / 1024.0
+
+
+def current_rss_mb() -> float:
+    """This process's resident memory now (Linux's VmRSS); 0 where /proc is missing."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:  # not Linux
+        return 0.0
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024.0

@@ -1,9 +1,18 @@
-"""Checkpoint files: whether one is whole, before anything reads it."""
+"""Checkpoint files: written whole or not at all, and checked before anything reads them."""
 
 from __future__ import annotations
 
+import io
+import os
+import uuid
 import zipfile
 from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from callbacks.disk import disk_error
 
 
 class CheckpointError(ValueError):
@@ -34,3 +43,48 @@ def check_checkpoint(path: str | Path) -> None:
             f"{where}: a zip archive, but not one torch.save wrote (no data.pkl and version records). "
             "Use a .ckpt from runs/<name>/version_<n>/checkpoints/."
         )
+
+
+def write_whole(path: Path, data: memoryview) -> None:
+    """``data`` into a temporary file beside ``path``, flushed to the disk, then renamed to ``path`` in one step:
+    a reader (or a crash) sees the old file or the new one, never half of one. A failed write removes its
+    temporary file. The name starts with a dot and ends in ``.tmp``, so no ``*.ckpt`` glob picks it up."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with temporary.open("xb") as file:  # "x": a name of its own; the umask's permissions, as open() gives
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:  # also Ctrl-C in the middle of the write
+        temporary.unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself reaches the disk
+    finally:
+        os.close(folder)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written whole, in their own folder (see :func:`write_whole`). Lightning's own plugin writes
+    its temporary file in the system's temporary folder and moves it, which on another filesystem is a copy that
+    a full disk or a kill can cut short under the checkpoint's name. A full or read-only disk is one
+    :class:`~callbacks.disk.DiskError` naming the folder and the space the checkpoint needs."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None or "://" in str(path):  # remote storage: Lightning's fsspec transaction
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        path = Path(path)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        data = buffer.getbuffer()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_whole(path, data)
+        except OSError as error:
+            refused = disk_error(error, path.parent, f"save the checkpoint {path.name}", needed=data.nbytes)
+            if refused is None:
+                raise
+            raise refused from error

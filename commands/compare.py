@@ -142,6 +142,7 @@ def fit_and_test(
     cli.trainer.logger = EpochTensorBoardLogger(
         parent.save_dir, name=parent.name, version=f"{parent.version}/{label}", default_hp_metric=False
     )
+    cli.check_before_run("fit")  # data and settings checked, and the run's folder planned, before anything is written
     recorder = RunRecorder()
     cli.trainer.callbacks.append(recorder)
     dashboards = [c for c in cli.trainer.callbacks if isinstance(c, TensorBoardDashboard)]

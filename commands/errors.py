@@ -18,6 +18,7 @@ from pathlib import Path
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from callbacks.checkpoints import CheckpointError
+from callbacks.disk import DiskError, disk_error
 from datamodules.csv_table import DataError
 from models.lightning_modules import DivergenceError
 from models.schedules import ScheduleError
@@ -33,7 +34,7 @@ class ConfigError(ValueError):
     """A config value a class refused; the message is the class's own, which names the key."""
 
 
-USER_ERRORS = (DataError, ConfigError, CheckpointError, DivergenceError, ScheduleError)
+USER_ERRORS = (DataError, ConfigError, CheckpointError, DivergenceError, ScheduleError, DiskError)
 
 
 def causes(error: BaseException) -> Iterator[BaseException]:
@@ -118,6 +119,10 @@ def user_message(error: BaseException, checkpoint: str | None = None) -> str | N
     for cause in causes(error):
         if isinstance(cause, USER_ERRORS):
             return str(cause)
+        if isinstance(cause, OSError) and cause.filename:  # a full or read-only disk under any other file written
+            refused = disk_error(cause, Path(cause.filename).parent, f"write {Path(cause.filename).name}")
+            if refused is not None:
+                return str(refused)
         if isinstance(cause, argparse.ArgumentError):  # jsonargparse's, with exit_on_error off: no usage dump
             return f"{parser_complaint(str(cause))}. Every option: python train.py <command> --help"
         if isinstance(cause, MisconfigurationException):  # Lightning's: a trainer setting this machine cannot honour

@@ -23,6 +23,7 @@ from jsonargparse.typing import PositiveInt
 from lightning.pytorch.cli import LightningCLI
 
 from commands.errors import ConfigError, expected_types
+from commands.optimizer_values import check_optimization
 from datamodules.csv_table import DataError
 from models.divergence import DivergenceRule
 from models.schedules import check_rows_per_update
@@ -267,6 +268,7 @@ def build_member(cli: LightningCLI, values: dict[str, Any], loaded: dict[str, Lo
         spec = MLPSpec(**model.net.as_dict())
         check_rows_per_update(model.rows_per_update)
         divergence = DivergenceRule(model.divergence_loss_growth, model.divergence_max_weight)
+        check_optimization(config.model)  # the stacked optimisers check no values; torch's own do
     except ValueError as error:  # a value of the right type that the net refuses, e.g. a hidden width of 0
         grid_values = ", ".join(f"{key}={value!r}" for key, value in values.items())
         raise SweepError(f"the member with {grid_values}: {error}. Change it in the grid or the config") from None

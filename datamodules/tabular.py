@@ -8,7 +8,6 @@ restored, so they are transformed exactly as training was.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -17,28 +16,31 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from datamodules.base import TensorDataModule
-from datamodules.csv_table import DataError, TextTable, is_missing, numeric_columns, one_hot_block, read_csv_text
+from datamodules.csv_table import (
+    CellKind,
+    CsvTable,
+    DataError,
+    check_delimiter,
+    numeric_columns,
+    one_hot_block,
+    read_csv_text,
+)
 from datamodules.labels import ClassMapping
 from datamodules.normalize import NormalizeKind, Normalizer
 
 Task = Literal["classification", "regression"]
 
 
-def require_finite(values: np.ndarray, table: TextTable, columns: list[str], how: str) -> None:
+def require_finite(values: np.ndarray, table: CsvTable, columns: list[str], how: str) -> None:
     """A transformed cell that overflowed names its file, line and column, so no inf/NaN reaches training."""
     bad = np.argwhere(~np.isfinite(values))
     if bad.size:
         i, j = (int(v) for v in bad[0])
-        cell = table.rows[i][table.header.index(columns[j])]
+        cell = table.cell(i, table.header.index(columns[j]))
         raise DataError(
             f"{table.path}, line {table.lines[i]}, column '{columns[j]}': {cell!r} becomes {values[i, j]} {how}. "
             "Rescale the column in the file (e.g. divide by a power of 10) or change the normalisation."
         )
-
-
-def subset(table: TextTable, rows: np.ndarray) -> TextTable:
-    order = np.sort(rows)  # keep file order inside each split
-    return replace(table, rows=[table.rows[i] for i in order], lines=[table.lines[i] for i in order])
 
 
 class CSVDataModule(TensorDataModule):
@@ -98,9 +100,10 @@ class CSVDataModule(TensorDataModule):
             raise ValueError("give data.test_path or data.test_fraction, not both")
         if val_fraction + test_fraction >= 1:
             raise ValueError("data.val_fraction + data.test_fraction must leave training rows")
+        check_delimiter(delimiter)
         self.state: dict[str, object] = {}
-        self._tables: dict[str, TextTable] = {}
-        self._predict_table: TextTable | None = None
+        self._tables: dict[str, CsvTable] = {}
+        self._predict_table: CsvTable | None = None
 
     # ---- state fitted on the training rows ----------------------------------------------------
     def state_dict(self) -> dict[str, object]:
@@ -222,7 +225,7 @@ class CSVDataModule(TensorDataModule):
             f"normalize {hp.normalize} (fitted on the training rows)"
         )
 
-    def _label_columns(self, table: TextTable) -> list[str]:
+    def _label_columns(self, table: CsvTable) -> list[str]:
         label = self.hparams.label
         if isinstance(label, (list, tuple)):
             names = [str(c) for c in label]
@@ -241,8 +244,8 @@ class CSVDataModule(TensorDataModule):
         return names
 
     # ---- files and splits ---------------------------------------------------------------------
-    def table(self, split: str) -> TextTable:
-        """The rows of one split as text: its own file, or its share of the training file."""
+    def table(self, split: str) -> CsvTable:
+        """The rows of one split: its own file, or its share of the training file."""
         if split not in self._tables:
             hp = self.hparams
             own = {"val": hp.val_path, "test": hp.test_path, "predict": hp.predict_path}.get(split)
@@ -259,7 +262,7 @@ class CSVDataModule(TensorDataModule):
         if hp.train_path is None:
             raise DataError("set data.train_path: there is no training file to fit or split.")
         whole = read_csv_text(hp.train_path, hp.encoding, hp.delimiter)
-        n = len(whole.rows)
+        n = len(whole)
         order = np.random.default_rng(hp.split_seed).permutation(n)
         n_test, n_val = int(round(n * hp.test_fraction)), int(round(n * hp.val_fraction))
         parts = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
@@ -271,7 +274,7 @@ class CSVDataModule(TensorDataModule):
                     f"{whole.path}: {n} rows leave no {name} rows for val_fraction {hp.val_fraction} and "
                     f"test_fraction {hp.test_fraction}. Add rows or change the fractions."
                 )
-            self._tables[name] = subset(whole, rows)
+            self._tables[name] = whole.subset(rows)
 
     def check_files(self, stage: str) -> None:
         """The stage's own files, read now: a missing or unreadable file fails before anything is written."""
@@ -290,20 +293,24 @@ class CSVDataModule(TensorDataModule):
             return hp.test_path is not None or (hp.test_fraction > 0 and hp.train_path is not None)
         return hp.predict_path is not None
 
-    def _drop_missing(self, table: TextTable, columns: list[str]) -> TextTable:
+    def _drop_missing(self, table: CsvTable, columns: list[str]) -> CsvTable:
         if self.hparams.missing != "drop":
             return table
-        cols = [table.header.index(c) for c in columns if c in table.header]
-        complete = [not any(is_missing(row[j]) for j in cols) for row in table.rows]
-        keep = [i for i, ok in enumerate(complete) if ok]
-        if len(keep) < len(table.rows):
-            dropped = [line for line, ok in zip(table.lines, complete) if not ok]
-            rank_zero_info(f"{table.path}: dropped {len(dropped)} row(s) with missing cells (lines {dropped[:10]})")
-        if not keep:
+        kinds = table.kinds([table.header.index(c) for c in columns if c in table.header])
+        if kinds is None:
+            return table
+        incomplete = (kinds == CellKind.MISSING).any(axis=1)
+        if not incomplete.any():
+            return table
+        dropped = table.lines[incomplete]
+        rank_zero_info(
+            f"{table.path}: dropped {len(dropped)} row(s) with missing cells (lines {dropped[:10].tolist()})"
+        )
+        if incomplete.all():
             raise DataError(f"{table.path}: every row has a missing cell; nothing is left. Fill in the file.")
-        return subset(table, np.asarray(keep, dtype=np.int64))
+        return table.subset(np.flatnonzero(~incomplete))
 
-    def _check_columns(self, table: TextTable, split: str) -> None:
+    def _check_columns(self, table: CsvTable, split: str) -> None:
         """Other files must carry the training features (and the label, except predict files)."""
         features, labels = self.feature_names, self.label_names
         needed = features + (labels if split != "predict" else [])
@@ -319,13 +326,13 @@ class CSVDataModule(TensorDataModule):
                 "data.features / data.drop_columns."
             )
 
-    def _arrays(self, table: TextTable, split: str, normalizer: Normalizer | None) -> tuple[np.ndarray, np.ndarray]:
+    def _arrays(self, table: CsvTable, split: str, normalizer: Normalizer | None) -> tuple[np.ndarray, np.ndarray]:
         """Features (normalised when a normaliser is given) and targets as float64 / int64 arrays."""
         features, labels = self.state["features"], self.state["labels"]
         x = numeric_columns(table, [table.header.index(c) for c in features])
         if normalizer is not None:
             with np.errstate(over="ignore", invalid="ignore"):  # checked just below, naming the cell
-                x = normalizer.apply(x)
+                x = normalizer.apply(x, out=x)  # x is this split's own copy
             require_finite(x, table, features, f"after normalize {normalizer.kind}")
         if split == "predict":
             return x, np.empty(0)
@@ -340,7 +347,7 @@ class CSVDataModule(TensorDataModule):
             return x, block.argmax(1).astype(np.int64)
         return x, ClassMapping.from_state(self.state["classes"]).encode(table, label_cols[0])
 
-    def prepared_table(self, split: str) -> TextTable:
+    def prepared_table(self, split: str) -> CsvTable:
         table = self.table(split)
         if split != "train":
             self._check_columns(table, split)
@@ -365,4 +372,4 @@ class CSVDataModule(TensorDataModule):
     def prediction_inputs(self) -> tuple[list[str], list[list[str]]]:
         self.tensors("predict")
         assert self._predict_table is not None
-        return list(self._predict_table.header), [list(r) for r in self._predict_table.rows]
+        return list(self._predict_table.header), self._predict_table.text_rows()

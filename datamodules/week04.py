@@ -8,7 +8,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from datamodules.base import TensorDataModule
-from datamodules.csv_table import DataError, features_and_class_labels, read_csv_text
+from datamodules.csv_table import DataError, check_delimiter, features_and_class_labels, read_csv_text
 from datamodules.synthetic import week04_blobs
 
 
@@ -35,6 +35,7 @@ class Week04DataModule(TensorDataModule):
     ) -> None:
         """``seed`` orders the training rows each epoch; ``data_seed`` draws the synthetic fallback."""
         super().__init__(batch_size, eval_batch_size=max(batch_size, 256), shuffle=shuffle, seed=seed, on_device=False)
+        check_delimiter(delimiter)
         self.save_hyperparameters()
         self.source = ""  # where the rows came from, said once at setup
         self.x_train = self.y_train = self.x_test = self.y_test = torch.empty(0)

@@ -72,7 +72,7 @@ def test_split_is_seeded_and_rows_keep_file_order() -> None:
     a, b, c = flower(split_seed=3), flower(split_seed=3), flower(split_seed=4)
     assert torch.equal(a.tensors("test")[0], b.tensors("test")[0])
     assert not torch.equal(a.tensors("test")[0], c.tensors("test")[0])
-    lines = [a.table("train").lines, a.table("test").lines]
+    lines = [a.table("train").lines.tolist(), a.table("test").lines.tolist()]
     assert all(seq == sorted(seq) for seq in lines)
     whole = set(range(2, 102))
     assert set(a.table("train").lines) | set(a.table("val").lines) | set(a.table("test").lines) == whole
