@@ -48,8 +48,10 @@ def check_checkpoint(path: str | Path) -> None:
 def write_whole(path: Path, data: memoryview) -> None:
     """``data`` into a temporary file beside ``path``, flushed to the disk, then renamed to ``path`` in one step:
     a reader (or a crash) sees the old file or the new one, never half of one. A failed write removes its
-    temporary file. The name starts with a dot and ends in ``.tmp``, so no ``*.ckpt`` glob picks it up."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    temporary file. The name starts with a dot and ends in ``.tmp``, so no ``*.ckpt`` glob picks it up; it holds
+    the writer's process id, so a temporary file a killed process left behind is removed by the next save."""
+    remove_left_behind(path.parent)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with temporary.open("xb") as file:  # "x": a name of its own; the umask's permissions, as open() gives
             file.write(data)
@@ -64,6 +66,25 @@ def write_whole(path: Path, data: memoryview) -> None:
         os.fsync(folder)  # the rename itself reaches the disk
     finally:
         os.close(folder)
+
+
+def remove_left_behind(folder: Path) -> None:
+    """Temporary files of :func:`write_whole` whose writing process no longer exists (killed mid-save)."""
+    for leftover in folder.glob(".*.tmp"):
+        parts = leftover.name.split(".")
+        pid = parts[-3] if len(parts) >= 4 else ""
+        if pid.isdigit() and not process_exists(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's
+        return True
+    return True
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
+from callbacks.checkpoints import AtomicCheckpointIO
 from commands.sweep_grid import Member, SweepError
 from models.epoch_blocks import plan_blocks
 from models.sweep_module import StackedData, SweepModule, member_gradient_errors, shares_tensors, stack_loader
@@ -168,6 +169,7 @@ def train_stack(
         enable_model_summary=settings.pop("enable_model_summary", False),
         enable_progress_bar=progress_bar,
         enable_checkpointing=False,  # StackCheckpoint writes last.ckpt after every block
+        plugins=[AtomicCheckpointIO()],  # written whole, in its own folder, as every command's checkpoints
         log_every_n_steps=1,
         **settings,
     )

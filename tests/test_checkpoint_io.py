@@ -7,6 +7,8 @@ import errno
 import io
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,13 @@ def test_a_full_disk_under_the_weights_file_is_one_message(tmp_path, monkeypatch
     line = fails_with_one_message(flower_args(tmp_path, "--trainer.max_epochs=1", "--test_after_fit=false"), capsys)
     run = tmp_path / "runs" / "flower" / "version_0"
     assert line.startswith(f"error: cannot write weights_final.json in {run}: the disk is full (No space left")
+
+
+def test_a_temporary_file_a_killed_save_left_is_removed_by_the_next_save(tmp_path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / f".epoch=1-step=1.ckpt.{int(dead.stdout)}.0123abcd.tmp"  # a process that no longer exists
+    left.write_bytes(b"half a checkpoint")
+    alive = tmp_path / f".epoch=1-step=1.ckpt.{os.getpid()}.0123abcd.tmp"  # one being written right now
+    alive.write_bytes(b"in progress")
+    AtomicCheckpointIO().save_checkpoint({"epoch": 2}, tmp_path / "epoch=2-step=2.ckpt")
+    assert not left.exists() and alive.exists()

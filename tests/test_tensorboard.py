@@ -229,8 +229,7 @@ def test_closing_after_a_lost_writer_wakeup_does_not_hang(tmp_path) -> None:
 
 
 def test_scalar_record_file_reads_back_beside_the_main_event_file(tmp_path) -> None:
-    """TensorBoard merges the two files of the run; the update file sorts first, so the Python loader,
-    which follows only the last file while a run is live, keeps following the main one."""
+    """TensorBoard reads the two event files of the run as one run, whatever order their names sort in."""
     writer = torch.utils.tensorboard.SummaryWriter(tmp_path)
     writer.add_scalar("train/loss_epoch", 0.5, 1)
     writer.close()
@@ -243,8 +242,7 @@ def test_scalar_record_file_reads_back_beside_the_main_event_file(tmp_path) -> N
     points = events.Scalars(UPDATE_LOSS_TAG)
     assert [p.step for p in points] == [1, 2, 3, 4] and steps(events, "train/loss_epoch") == [1]
     assert points[0].value == 0.25 and points[1].value == pytest.approx(1e30, rel=1e-6) and np.isnan(points[2].value)
-    files = sorted(p.name for p in tmp_path.iterdir())
-    assert files[0] == updates.path.name and len(files) == 2
+    assert len(list(tmp_path.iterdir())) == 2
     again = ScalarRecordFile(tmp_path, "updates")  # a second fit into the same run, in the same second
     again.close()
     assert again.path != updates.path and updates.path.stat().st_size > again.path.stat().st_size
