@@ -24,12 +24,13 @@ from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 
 from callbacks.checkpoint_fit import check_checkpoint_fits
 from callbacks.checkpoints import check_checkpoint
 from callbacks.disk import check_writable
 from callbacks.interrupt_report import InterruptReport
+from callbacks.progress import PlainProgress
 from callbacks.weights_export import WeightsExport
 from commands.errors import as_config_error, report_and_exit
 from commands.frozen_gc import long_lived_objects_frozen
@@ -37,6 +38,7 @@ from commands.optimizer_values import check_optimization
 from commands.resume import keep_module_settings, module_settings_to_keep
 from commands.sweep_grid import SweepOptions
 from datamodules.base import TensorDataModule
+from models.console import say, set_verbose, verbose
 from models.lightning_modules import MLPModule
 
 # Run directories this process was about to create, removed again if the run fails with nothing in them.
@@ -95,6 +97,14 @@ class WithoutCloudTips(logging.Filter):
 # Lightning prints through Python loggers named after its modules, which its docs invite users to configure
 # ("Console logging"); the tips come through rank_zero_info, whose logger is this one.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(WithoutCloudTips())
+
+
+def one_line_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> str:
+    """A warning as one line a user reads, without the file and source line that raised it."""
+    return f"warning: {message}\n"
+
+
+warnings.formatwarning = one_line_warning
 # Lightning 2.6 builds torch's LeafSpec whenever it combines data loaders, which torch 2.14 deprecates: printed
 # in every run, about code that is not ours (pyproject pins these minors), and nothing a user can change.
 warnings.filterwarnings(
@@ -124,9 +134,22 @@ class BackpropCLI(LightningCLI):
         self.resumed_settings: dict[str, Any] = {}  # fit --ckpt_path: the config's module settings, kept
         super().__init__(*args, **kwargs)
 
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's subcommands, whose ``verbose`` is the project's own ``--verbose`` (:meth:`test`)."""
+        commands = LightningCLI.subcommands()
+        return {name: {*skip, "verbose"} if name in ("validate", "test") else skip for name, skip in commands.items()}
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(WeightsExport, "weights_export")
         parser.add_argument("--test_after_fit", type=bool, default=False, help="Run test on the fitted weights.")
+        parser.add_argument(
+            "--verbose",
+            type=bool,
+            default=False,
+            help="Print the details too: Lightning's start-up lines and model summary, full gradient-check tables, "
+            "final weights, Lightning's table of test metrics.",
+        )
         if self.command == "sweep":  # the sweep's own options, parsed like every other (--sweep FILE, --sweep.resume)
             parser.add_class_arguments(SweepOptions, "sweep")
 
@@ -134,7 +157,11 @@ class BackpropCLI(LightningCLI):
         """A ``--ckpt_path`` is checked right after parsing: LightningCLI reads its hyperparameters next."""
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        config = self.config[subcommand] if subcommand else self.config
+        set_verbose(bool(config.get("verbose")))
+        if config.get("verbose"):
+            config.trainer.enable_model_summary = True
+        ckpt_path = config.get("ckpt_path")
         if ckpt_path:
             check_checkpoint(ckpt_path)
             if subcommand in EVALUATIONS:
@@ -167,6 +194,14 @@ class BackpropCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self.check_before_run("fit")
+
+    def validate(self, **kwargs: Any) -> object:
+        """``train.py validate``: Lightning's table of metrics only with ``--verbose`` (the module prints its own)."""
+        return self.trainer.validate(**kwargs, verbose=verbose())
+
+    def test(self, **kwargs: Any) -> object:
+        """``train.py test``: the module's notebook-style report, and Lightning's table with ``--verbose``."""
+        return self.trainer.test(**kwargs, verbose=verbose())
 
     def before_validate(self) -> None:
         self.check_before_run("validate")
@@ -236,7 +271,7 @@ class BackpropCLI(LightningCLI):
     def say_where_results_went(self) -> None:
         """The run directory and the checkpoints, printed once at the end (rank 0)."""
         if self.trainer.fast_dev_run:
-            rank_zero_info("fast_dev_run: nothing was written (no run directory, checkpoints, weights or tables).")
+            say("fast_dev_run: nothing was written (no run directory, checkpoints, weights or tables).")
             return
         lines = [f"Run directory: {self.trainer.log_dir or self.trainer.default_root_dir}"]
         checkpoint = self.trainer.checkpoint_callback
@@ -244,7 +279,7 @@ class BackpropCLI(LightningCLI):
             lines.append(f"Last checkpoint: {checkpoint.last_model_path}")
         if checkpoint is not None and getattr(checkpoint, "best_model_path", ""):
             lines.append(f"Best checkpoint: {checkpoint.best_model_path}")
-        rank_zero_info("\n".join(lines))
+        say("\n".join(lines))
 
 
 def make_cli(
@@ -263,8 +298,10 @@ def make_cli(
             auto_configure_optimizers=False,
             # the callbacks are added to the configured ones; the plugin writes every checkpoint whole
             trainer_defaults={
-                "callbacks": [InterruptReport()],
+                "callbacks": [InterruptReport(), PlainProgress()],  # added to the configured callbacks
                 "plugins": [{"class_path": "callbacks.checkpoints.AtomicCheckpointIO"}],
+                "enable_progress_bar": sys.stdout.isatty(),  # a bar in a terminal, a few plain lines elsewhere
+                "enable_model_summary": False,  # Lightning's start-up chatter: --verbose brings it back
             },
             # --trainer.max_epoch must not pass for --trainer.max_epochs; a parse error is raised, for commands.errors
             # to print in one line (jsonargparse would print the usage and its nested report, ~80 lines)

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from callbacks.batches import collect_rows, datamodule_loader
 from callbacks.tensorboard_dashboard import tensorboard_writer
 from models.base_net import MLPParameters
+from models.console import detail, say
 from models.epoch_blocks import epochs_done
 from models.metrics import metric_collection, metric_inputs
 from models.tables import markdown_table
@@ -199,10 +200,11 @@ class F1Comparison(pl.Callback):
     def _report(self, trainer: pl.Trainer, table: Path, epochs: int) -> None:
         text = comparison_markdown(self.rows)
         missing = ", ".join(f"{k} ({why})" for k, why in self.unavailable.items()) or "none"
-        rank_zero_info(
-            f"F1 comparison of the final weights across accelerators and dtypes:\n{text}"
-            f"Unavailable here: {missing}. Largest difference between rows: {self.rows[0]['max_row_diff']}. "
-            f"Appended to {table} and {table.with_suffix('.md')}."
+        detail(f"F1 comparison of the final weights across accelerators and dtypes:\n{text}Unavailable: {missing}.")
+        rows = ", ".join(f"{row['accelerator']} {row['dtype']}" for row in self.rows)
+        say(
+            f"F1 comparison ({rows}): largest P/R/F1 difference between them {self.rows[0]['max_row_diff']}; "
+            f"appended to {table} (and .md)"
         )
         writer = tensorboard_writer(trainer)
         if writer is not None:

@@ -21,13 +21,14 @@ from typing import Literal
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from callbacks.batches import collect_rows, datamodule_loader
 from callbacks.tensorboard_dashboard import tensorboard_writer
 from callbacks.weights_export import notebook_name
 from models.base_net import MLPParameters
+from models.console import detail, say
 from models.epoch_blocks import epochs_done, every_n
 from models.layers import LeakyReLU, ReLU
 from models.manual_net import LayerChain, ManualMLP
@@ -276,7 +277,7 @@ class GradientCheck(pl.Callback):
                 rank_zero_warn(f"GradientCheck at {when}: all {len(x)} examples sit near a ReLU kink; skipped.")
                 return None
             rows = torch.arange(min(self.num_examples, len(x)))
-            rank_zero_info(
+            say(
                 f"GradientCheck at {when}: all {len(x)} examples sit near a ReLU kink; checking against "
                 "autograd only (finite differences across a kink measure neither side's slope)."
             )
@@ -298,7 +299,8 @@ class GradientCheck(pl.Callback):
             f"Gradient check result: {grade.upper()} (worst {worst.max_rel:.2e} in {worst.name} vs "
             f"{worst.reference}; pass <= {self.pass_tol:g}, OK <= {self.ok_tol:g}, fail above)"
         )
-        rank_zero_info(format_check(title, errors, self.pass_tol, self.ok_tol) + "\n" + summary)
+        detail(format_check(title, errors, self.pass_tol, self.ok_tol))
+        say(summary)
         self._log(trainer, epochs_completed, title, errors, summary)
         if grade == "fail":
             message = (

@@ -7,9 +7,9 @@ from pathlib import Path
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info
 
 from callbacks.checkpoints import CheckpointError, check_checkpoint
+from models.console import say
 
 
 def newest_whole_checkpoint(trainer: pl.Trainer) -> Path | None:
@@ -37,7 +37,7 @@ class InterruptReport(pl.Callback):
         if not isinstance(exception, KeyboardInterrupt) or trainer.state.fn != TrainerFn.FITTING:
             return
         path = newest_whole_checkpoint(trainer)
-        rank_zero_info(
+        say(
             f"Interrupted. Last checkpoint: {path}\nResume with the same command plus --ckpt_path {path}"
             if path
             else "Interrupted before the first checkpoint was saved."

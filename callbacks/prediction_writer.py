@@ -9,8 +9,9 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
+
+from models.console import say
 
 
 def free_path(path: Path) -> Path:
@@ -117,4 +118,4 @@ class PredictionWriter(pl.Callback):
             writer.writerow(in_header + header)
             writer.writerows(rows)
         self.last_path = path
-        rank_zero_info(f"predictions for {len(rows)} rows written to {path}")
+        say(f"predictions for {len(rows)} rows written to {path}")

@@ -17,7 +17,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
@@ -33,6 +33,7 @@ from callbacks.tensorboard_hparams import (
     write_session_start,
 )
 from callbacks.weights_export import format_weights, layout_text, notebook_weights
+from models.console import say, say_once
 from models.epoch_blocks import epochs_done, every_n
 from models.layers.heads import output_activation
 from models.native_net import NativeMLP
@@ -166,7 +167,7 @@ class TensorBoardDashboard(pl.Callback):
         self._graph_written = False
         params = run_hparams(trainer, pl_module)
         if params["validation"] == VALIDATION_IS_TEST:
-            rank_zero_info("Validation runs on the test split (this data has no validation split): val/* = test rows.")
+            say_once("Validation runs on the test split (this data has no validation split): val/* = test rows.")
         writer = self._writer(trainer)
         if writer is None or not self.hparams:
             return
@@ -300,7 +301,7 @@ class TensorBoardDashboard(pl.Callback):
         writer.flush()
         if self.print_command:
             command = tensorboard_command(writer.get_logdir(), len(self.update_losses))
-            rank_zero_info(f"TensorBoard (every point): {command}")
+            say(f"TensorBoard (every point): {command}")
 
     def _end_session(self, writer: SummaryWriter, succeeded: bool) -> None:
         if self._session_open:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_only
+
+from models.console import detail, say
 
 READABLE_MAX_VALUES = 10_000
 
@@ -81,7 +83,8 @@ def format_weights(weights: dict[str, np.ndarray]) -> str:
 class WeightsExport(pl.Callback):
     """Writes ``weights_initial.json`` at fit start and ``weights_final.json`` at fit end (rank 0 only)."""
 
-    def __init__(self, print_final: bool = True) -> None:
+    def __init__(self, print_final: bool = False) -> None:
+        """``print_final``: print the final weights, not only where they went (``--verbose`` prints them too)."""
         self.print_final = print_final
 
     @staticmethod
@@ -117,6 +120,7 @@ class WeightsExport(pl.Callback):
         if trainer.fast_dev_run:
             return
         path = self._write(trainer, pl_module, self.run_dir(trainer), "weights_final.json")
-        if self.print_final and trainer.is_global_zero:
+        if trainer.is_global_zero:
             weights = format_weights(notebook_weights(pl_module))
-            rank_zero_info(f"Final weights ({type(pl_module).__name__}), saved to {path}:\n{weights}")
+            (say if self.print_final else detail)(f"Final weights ({type(pl_module).__name__}):\n{weights}")
+            say(f"Final weights: {path}")

@@ -41,6 +41,7 @@ from callbacks.tensorboard_logger import EpochTensorBoardLogger
 from callbacks.torch_start import TorchStart
 from callbacks.weights_export import format_weights, notebook_weights
 from commands.errors import USAGE_ERROR_STATUS, ConfigError
+from models.console import detail, say
 from models.lightning_modules import DivergenceError, MLPModule
 from models.tables import confusion_table, markdown_table, plain_table
 
@@ -143,6 +144,7 @@ def fit_and_test(
         parent.save_dir, name=parent.name, version=f"{parent.version}/{label}", default_hp_metric=False
     )
     cli.check_before_run("fit")  # data and settings checked, and the run's folder planned, before anything is written
+    cli.model.show_test_report = False  # the comparison shows both runs' reports side by side
     recorder = RunRecorder()
     cli.trainer.callbacks.append(recorder)
     dashboards = [c for c in cli.trainer.callbacks if isinstance(c, TensorBoardDashboard)]
@@ -306,6 +308,24 @@ def divergence_verdict(result: Comparison) -> str:
     )
 
 
+def predicted_counts(result: Comparison) -> str:
+    """Predictions per class, as the notebook prints them: the confusion matrices' column sums."""
+    counts = [
+        f"{run.module.display_name} {dict(enumerate(run.confusion.sum(0).tolist()))}"
+        for run in result.runs.values()
+        if run.confusion is not None
+    ]
+    return f"Predicted class counts: {'; '.join(counts)}" if counts else ""
+
+
+def final_weights(result: Comparison) -> str:
+    """Both runs' final weights, for ``--verbose``; their files are named as each run ends."""
+    return "\n\n".join(
+        f"Final weights, {run.module.display_name}:\n{format_weights(notebook_weights(run.module))}"
+        for run in result.runs.values()
+    )
+
+
 def report(result: Comparison) -> str:
     manual, native = result.runs["manual"], result.runs["native"]
     if any(run.diverged for run in result.runs.values()):
@@ -335,17 +355,14 @@ def report(result: Comparison) -> str:
         )
     sections = [
         "Hand-derived (manual) vs autograd (native): one config, two Trainers",
-        f"  {manual.trainer.current_epoch} epochs, {steps} updates each, precision {manual.trainer.precision}",
+        f"  {manual.module.epochs_done} epochs, {steps} updates each, precision {manual.trainer.precision}",
         start,
         "",
         format_table(side_by_side_rows(result)),
         "",
         "Test confusion matrices (rows: true class, columns: predicted class):",
         format_confusions(result),
-        "",
-        f"Final weights, {manual.module.display_name}:\n{format_weights(notebook_weights(manual.module))}",
-        "",
-        f"Final weights, {native.module.display_name}:\n{format_weights(notebook_weights(native.module))}",
+        predicted_counts(result),
         "",
         verdict(result),
         f"Fit wall time: manual {manual.seconds:.1f} s, native {native.seconds:.1f} s",
@@ -406,7 +423,9 @@ def compare_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
     twin_start, args = pop_twin_start(args)
     result = compare(make_cli, args, twin_start)
     if result.runs["manual"].trainer.is_global_zero:
-        print(report(result))
+        if not any(run.diverged for run in result.runs.values()):
+            detail(final_weights(result))
+        say(report(result))
     diverged = [run.diverged for run in result.runs.values()]
     if all(diverged) or (twin_start == "torch" and any(diverged)):
         return USAGE_ERROR_STATUS

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 from jsonargparse import Namespace
-from lightning.pytorch.utilities import rank_zero_info
 
 from commands.errors import ConfigError
+from models.console import say
 
 NET = "net"
 
@@ -54,7 +54,7 @@ def module_settings_to_keep(config: Namespace, ckpt_path: str) -> dict[str, Any]
     kept = {key: value for key, value in configured.items() if key != NET and key in hparams}
     changed = {key: (hparams[key], value) for key, value in kept.items() if hparams[key] != value}
     for key, (before, now) in changed.items():
-        rank_zero_info(f"Resuming with model.init_args.{key}={now!r} (the checkpoint's run had {before!r}).")
+        say(f"Resuming with model.init_args.{key}={now!r} (the checkpoint's run had {before!r}).")
     return kept
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info
 
 from callbacks.checkpoints import AtomicCheckpointIO
+from callbacks.progress import PlainProgress
 from commands.sweep_grid import Member, SweepError
+from models.console import say
 from models.epoch_blocks import plan_blocks
 from models.sweep_module import StackedData, SweepModule, member_gradient_errors, shares_tensors, stack_loader
 
@@ -63,6 +65,21 @@ class StackProgressBar(TQDMProgressBar):
         return metrics
 
 
+class StackProgressLines(PlainProgress):
+    """A few plain lines per stack where a bar would leave debris, titled with the stack and counting its notebook
+    epochs (the stack's Lightning epochs are blocks of them)."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        self.title = title
+
+    def epochs(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[int, int | None]:
+        return len(pl_module.train_losses), pl_module.epochs
+
+    def label(self, pl_module: pl.LightningModule) -> str:
+        return self.title
+
+
 class StackCheckpoint(pl.Callback):
     """``last.ckpt`` after every block: the stacked weights, every member's optimiser state and the results so far.
     Ctrl-C names the command that goes on from it."""
@@ -76,24 +93,25 @@ class StackCheckpoint(pl.Callback):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt):
             saved = "" if self.path.is_file() else " (no block of this stack had finished; it starts again)"
-            rank_zero_info(f"Interrupted{saved}. Resume with:\n{self.resume_command}")
+            say(f"Interrupted{saved}. Resume with:\n{self.resume_command}")
 
 
 def check_gradients(module: SweepModule, data: StackedData, settings: dict[str, Any]) -> None:
     """The config's GradientCheck, per member: each member's hand-derived gradients against autograd on the same
     rows, graded with the check's tolerances; a failing check stops the sweep when ``stop_on_failure`` says so."""
     errors = member_gradient_errors(module, data.members, int(settings.get("num_examples", 4)))
-    pass_tol, warn_tol = float(settings.get("pass_tol", 1e-7)), float(settings.get("warn_tol", 1e-4))
+    pass_tol, ok_tol = float(settings.get("pass_tol", 1e-7)), float(settings.get("ok_tol", 1e-4))
     worst = float(np.max(errors))
-    grade = "pass" if worst <= pass_tol else "warn" if worst <= warn_tol else "fail"
-    rank_zero_info(
-        f"Gradient check, {len(errors)} members: worst relative error of the hand-derived gradients against "
-        f"autograd {worst:.2e} ({grade}; pass <= {pass_tol:g}, warn <= {warn_tol:g})"
+    grade = "pass" if worst <= pass_tol else "OK" if worst <= ok_tol else "fail"
+    members = f"{len(errors)} member{'s' if len(errors) != 1 else ''}"
+    say(
+        f"Gradient check, {members}: worst relative error of the hand-derived gradients against autograd "
+        f"{worst:.2e} ({grade}; pass <= {pass_tol:g}, OK <= {ok_tol:g})"
     )
     if grade == "fail" and settings.get("stop_on_failure"):
         raise SweepError(
             f"the gradient check failed for member {module.names[int(np.argmax(errors))]} (relative error "
-            f"{worst:.2e} > {warn_tol:g}); the hand-derived gradients disagree with autograd"
+            f"{worst:.2e} > {ok_tol:g}); the hand-derived gradients disagree with autograd"
         )
 
 
@@ -154,7 +172,7 @@ def train_stack(
     if resumed:
         check_same_members(last, names)
     settings = dict(trainer_settings)
-    progress_bar = settings.pop("enable_progress_bar", True) is not False
+    progress_bar = settings.pop("enable_progress_bar", sys.stdout.isatty()) is not False
     checkpointing = settings.pop("enable_checkpointing", True) is not False
     settings.pop("precision", None)  # the stack's dtype, read from it
     trainer = pl.Trainer(
@@ -163,7 +181,7 @@ def train_stack(
         logger=logger,
         callbacks=[
             *([StackCheckpoint(last, resume_command)] if checkpointing else []),
-            *([StackProgressBar(title, epochs)] if progress_bar else []),
+            StackProgressBar(title, epochs) if progress_bar else StackProgressLines(title),
             *(callbacks or []),
         ],
         enable_model_summary=settings.pop("enable_model_summary", False),

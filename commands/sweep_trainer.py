@@ -76,7 +76,7 @@ def trainer_settings(config: Namespace, defaults: Namespace) -> dict[str, Any]:
             f"{describe(logger)} cannot hold them. Use callbacks.tensorboard_logger.EpochTensorBoardLogger (its "
             "save_dir is honoured)"
         )
-    settings = {key: config[key] for key in PASSED_THROUGH if config[key] != defaults.get(key)}
+    settings = {key: config[key] for key in PASSED_THROUGH if config[key] is not None}
     settings["strategy"] = strategy(config.strategy)
     return settings
 

@@ -12,7 +12,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from datamodules.base import TensorDataModule
@@ -27,6 +26,7 @@ from datamodules.csv_table import (
 )
 from datamodules.labels import ClassMapping
 from datamodules.normalize import NormalizeKind, Normalizer
+from models.console import say_once
 
 Task = Literal["classification", "regression"]
 
@@ -220,7 +220,7 @@ class CSVDataModule(TensorDataModule):
         self.state["normalizer"] = normalizer.state()
         self.forget_tensors()
         what = f"classes {mapping.describe()}" if mapping else f"regression target {labels} / {hp.target_scale:g}"
-        rank_zero_info(
+        say_once(
             f"{hp.name} data: {train.path}, {len(x)} training rows; features {features}; {what}; "
             f"normalize {hp.normalize} (fitted on the training rows)"
         )
@@ -303,9 +303,7 @@ class CSVDataModule(TensorDataModule):
         if not incomplete.any():
             return table
         dropped = table.lines[incomplete]
-        rank_zero_info(
-            f"{table.path}: dropped {len(dropped)} row(s) with missing cells (lines {dropped[:10].tolist()})"
-        )
+        say_once(f"{table.path}: dropped {len(dropped)} row(s) with missing cells (lines {dropped[:10].tolist()})")
         if incomplete.all():
             raise DataError(f"{table.path}: every row has a missing cell; nothing is left. Fill in the file.")
         return table.subset(np.flatnonzero(~incomplete))

@@ -7,7 +7,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 from sklearn.datasets import load_digits, make_circles, make_classification, make_moons
 from sklearn.model_selection import train_test_split
 from torch import Tensor
@@ -15,6 +14,7 @@ from torch import Tensor
 from datamodules.base import TensorDataModule
 from datamodules.normalize import NormalizeKind, Normalizer
 from datamodules.synthetic import mnist_week_blobs, week04_blobs, xor
+from models.console import say_once
 
 ToyName = Literal["moons", "circles", "classification", "xor", "blobs", "week04_blobs", "digits"]
 DEFAULT_SIZES = {
@@ -111,7 +111,7 @@ class ToyDataModule(TensorDataModule):
         if not self.normalizer_state:
             names = [f"x{j + 1}" for j in range(x_train.shape[1])]
             self.normalizer_state = Normalizer.fit(hp.normalize, x_train, names, hp.dataset).state()
-        rank_zero_info(
+        say_once(
             f"toy data {hp.dataset}: train {len(x_train)}, val {len(self.arrays['val'][0])}"
             f"{' (the test split)' if hp.val_size == 0 else ''}, test {len(x_test)} rows; normalize {hp.normalize}"
         )

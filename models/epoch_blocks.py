@@ -25,7 +25,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.utilities import rank_zero_info
+
+from models.console import say
 
 EpochsPerStep = int | Literal["auto"]
 
@@ -103,7 +104,7 @@ class EpochBlocks:
         if self.setting == "auto":
             self.size = 1 if why_not or limit is None else max(1, math.ceil(limit / AUTO_BLOCKS_PER_RUN))
             if settings and self.size > 1:
-                rank_zero_info(f"One epoch per Lightning epoch (epoch blocks off): {counting}.")
+                say(f"One epoch per Lightning epoch (epoch blocks off): {counting}.")
                 self.size = 1
         elif self.setting > 1 and (why_not or settings):
             if why_not:

@@ -119,6 +119,7 @@ class MLPModule(pl.LightningModule):
         self.lean = False
         self.restore_threads: Callable[[], None] | None = None  # set while a tiny net runs on one thread
         self.collapse_advice = GENERAL_ADVICE  # what the test report suggests if every prediction is one class
+        self.show_test_report = True  # compare shows both modules' side by side instead
 
     @property
     def epochs_done(self) -> int:
@@ -326,8 +327,19 @@ class MLPModule(pl.LightningModule):
             # TensorBoardDashboard
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=x.shape[0])
         if batch_idx + 1 == self.trainer.num_training_batches:
-            self.blocks.epochs_done += 1
+            self.end_of_epoch()
         return loss
+
+    def end_of_epoch(self) -> None:
+        """After an epoch's last batch: its metrics, at this epoch (so callbacks at epoch end see them), the growth
+        check, and the per-epoch schedule, as if between this epoch and the next."""
+        values = self.metrics.compute("train")
+        if values:
+            self.check_loss_growth(np.array([float(values["train/loss"])]))
+        self.blocks.epochs_done += 1
+        if values:
+            self.log_epoch_values("train", values)
+        self.step_lr_schedule("epoch")
 
     def log_block(self, losses: Tensor, logits: Tensor, target: Tensor, epochs: int) -> Tensor:
         """Each epoch of a block goes to the loggers at that epoch; the block's last epoch is also handed to
@@ -348,6 +360,7 @@ class MLPModule(pl.LightningModule):
         for tag, value in values.items():
             bar = tag == "train/loss"
             self.log(tag, value[-1], on_step=False, on_epoch=True, logger=False, prog_bar=bar, batch_size=1)
+        self.log_position()
         return values["train/loss"].mean()
 
     def stop_if_diverged(self, losses: Tensor, epochs: int) -> None:
@@ -405,16 +418,7 @@ class MLPModule(pl.LightningModule):
         )
 
     def on_train_epoch_end(self) -> None:
-        """A one-epoch Lightning epoch logs its metrics here and steps the per-epoch schedule (inside blocks the
-        update loop stepped it after each epoch); a run of blocks stops once ``max_epochs`` notebook epochs ran."""
-        if not self.blocks.plan:
-            values = self.metrics.compute("train")
-            if values:
-                self.check_loss_growth(np.array([float(values["train/loss"])]))
-                self.log_epoch_values("train", values)
-            self.step_lr_schedule("epoch")
-        else:
-            self.log_position()
+        """A run of blocks stops once ``max_epochs`` notebook epochs ran."""
         if self.blocks.finished(self.trainer):
             self.trainer.should_stop = True  # trainer.max_epochs counts notebook epochs, not blocks
 
@@ -443,7 +447,7 @@ class MLPModule(pl.LightningModule):
         if not values:
             return
         self.log_epoch_values("test", values)
-        report = self.metrics.test_report(values, self.display_name, self.collapse_advice)
+        report = self.metrics.test_report(values, self.display_name, self.collapse_advice, self.show_test_report)
         experiment = getattr(self.logger, "experiment", None)
         if report and self.trainer.is_global_zero and hasattr(experiment, "add_text"):
             experiment.add_text("test/report", f"```\n{report}\n```", global_step=self.epochs_done)

@@ -7,7 +7,6 @@ value per group of rows in one call (each epoch of an epoch block, each member o
 
 from __future__ import annotations
 
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 from torchmetrics.classification import (
@@ -18,6 +17,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from models.console import say
 from models.layers.heads import output_activation, predicted_classes
 from models.report import format_test_report
 from models.spec import MLPSpec
@@ -106,9 +106,9 @@ class StageMetrics(nn.Module):
         loss.reset()
         return values
 
-    def test_report(self, values: dict[str, Tensor], model_name: str, advice: str) -> str | None:
-        """The notebook's test printout (P/R/F1, confusion matrix, predicted-class counts), printed on rank 0;
-        None for regression."""
+    def test_report(self, values: dict[str, Tensor], model_name: str, advice: str, show: bool = True) -> str | None:
+        """The notebook's test printout (P/R/F1, confusion matrix, predicted-class counts), printed on rank 0 when
+        ``show`` (``compare`` prints both modules' side by side instead); None for regression."""
         if self.test_confusion is None or not values:
             return None
         confusion = self.test_confusion.compute()
@@ -121,5 +121,6 @@ class StageMetrics(nn.Module):
             confusion,
             advice,
         )
-        rank_zero_info(report)
+        if show:
+            say(report)
         return report

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
+from models.console import say
 from models.layers import xp
 from models.layers.xp import Array
 from models.schedules import ScheduleError
@@ -165,7 +165,7 @@ def keep_configured_settings(
                     f"{was[key]!r} and its learning-rate schedule drives the rate: it cannot change on resume. Resume "
                     "with the run's settings, or start a new run"
                 )
-            rank_zero_info(
+            say(
                 f"Resuming with model.init_args.optimizer.init_args.{key}={value!r} (the checkpoint's run had "
                 f"{was[key]!r})."
             )

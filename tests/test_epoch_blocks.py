@@ -305,6 +305,7 @@ def test_moons_config_logs_every_epoch_to_tensorboard(tmp_path) -> None:
             "--config",
             str(ROOT / "configs/moons.yaml"),
             "--trainer.max_epochs=100",
+            "--trainer.enable_progress_bar=true",
             "--test_after_fit=false",
             f"--trainer.logger.init_args.save_dir={tmp_path}",
         ]

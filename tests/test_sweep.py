@@ -315,7 +315,7 @@ def test_ctrl_c_in_the_middle_of_a_stack_resumes_from_its_last_block(tmp_path, m
     grid = sweep_file(tmp_path, "grid:\n  model.init_args.optimizer.init_args.lr: [0.01, 0.05]\n")
     whole = run_sweep(make_cli, args, grid)
     handler = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT from the first Ctrl-C on
-    printed = MessagesOf("lightning.pytorch.utilities.rank_zero")
+    printed = MessagesOf("backprop")
     with printed, pytest.raises(SystemExit):
         run_sweep(make_cli, args, grid, callbacks=[CtrlCInBlock(2)])
     signal.signal(signal.SIGINT, handler)
@@ -399,7 +399,8 @@ def test_stacked_chunks_cut_each_batch_and_group_each_epoch() -> None:
 def test_the_sweep_logs_where_the_config_logs_and_titles_its_bar_with_the_stack(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     grid = "grid:\n  model.init_args.net.activation: [sigmoid, tanh]\n"
-    args = week04(tmp_path, f"--trainer.logger.init_args.save_dir={tmp_path / 'elsewhere'}")
+    save_dir = f"--trainer.logger.init_args.save_dir={tmp_path / 'elsewhere'}"
+    args = week04(tmp_path, save_dir, "--trainer.enable_progress_bar=true")
     result = run_sweep(make_cli, args, sweep_file(tmp_path, grid))
     assert result.run_dir == tmp_path / "elsewhere" / "grid_sweep" / "version_0"
     assert not (tmp_path / "runs").exists()
@@ -510,7 +511,7 @@ def test_the_sweep_honours_the_trainer_and_checks_every_member_s_gradients(tmp_p
     member against autograd."""
     monkeypatch.chdir(tmp_path)
     grid = sweep_file(tmp_path, "grid:\n  model.init_args.optimizer.init_args.lr: [0.1, 0.2]\n")
-    printed = MessagesOf("lightning.pytorch.utilities.rank_zero")
+    printed = MessagesOf("backprop")
     args = week04(tmp_path, "--trainer.deterministic=true", "--trainer.enable_progress_bar=false")
     with printed:
         result = run_sweep(make_cli, args, grid)
