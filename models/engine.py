@@ -107,6 +107,7 @@ def numpy_path_applies(module: MLPModule, optimizer: torch.optim.Optimizer) -> b
         and module.trainer.world_size == 1
         and not spec.conv_channels
         and not spec.dropout
+        and not spec.batch_norm  # the NumPy path carries no running statistics
         and type(optimizer) is torch.optim.SGD
         and all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64) for p in params)
         and sum(p.numel() for p in params) <= NUMPY_PATH_MAX_PARAMETERS
