@@ -59,7 +59,7 @@ class LayerChain:
             self.layers.append(Dense(w, b, spec.l2, need_input_grad=k > 0 or n_conv > 0))
             if k < len(dense) - 1:
                 if spec.batch_norm:
-                    assert norms is not None, "batch norm needs the net's gamma, beta and running statistics"
+                    assert norms is not None, "batch norm needs the net's norms: pass norms=net.norm_states()"
                     gamma, beta, mean, var, batches = norms[k]
                     momentum, eps = spec.batch_norm_momentum, spec.batch_norm_eps
                     self.layers.append(BatchNorm(gamma, beta, mean, var, momentum, eps, batches))

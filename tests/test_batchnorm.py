@@ -5,11 +5,13 @@ statistics against torch.nn.BatchNorm1d's; the member dimension; checkpoints; an
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
 import torch
 
+from commands.compare import compare_main
 from commands.sweep import run_sweep
 from commands.sweep_grid import SweepError
 from datamodules.week04 import Week04DataModule
@@ -292,3 +294,22 @@ def test_the_sweep_refuses_batch_norm_in_one_message(tmp_path, monkeypatch) -> N
     with pytest.raises(SweepError, match="the sweep stacks dense nets without dropout, batch norm, conv layers"):
         run_sweep(make_cli, args, str(grid))
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_compare_passes_on_the_toy_batch_norm_config(tmp_path, capsys) -> None:
+    """Both modules, from the same start and data order, through 100 updates with batch norm: identical weights,
+    gamma, beta and running statistics to 1e-9 relative in float64 (measured: 2e-16)."""
+    configs = ROOT / "configs" / "experiments"
+    args = [
+        *("--config", str(configs / "mnist_toy.yaml"), "--config", str(configs / "next_ideas" / "batch_norm_toy.yaml")),
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--weights_export.print_final=false",
+    ]
+    assert compare_main(args, make_cli) == 0
+    out = capsys.readouterr().out
+    assert "identical initial weights: yes; identical data order (epoch 1): yes" in out
+    graded = re.search(r"PASS: largest \|w_manual - w_autograd\| = (\S+), relative to max\(\|w\|, 1\) = (\S+) ", out)
+    assert graded and float(graded.group(2)) <= 1e-9, out[-2000:]

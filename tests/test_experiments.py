@@ -13,9 +13,9 @@ from callbacks.tensorboard_dashboard import TensorBoardDashboard
 from callbacks.tensorboard_logger import EpochTensorBoardLogger
 from commands.sweep import read_sweep_file
 from experiments import lab04, run_all, week07
-from experiments.probe import EpochProbe
+from experiments.probe import EpochProbe, split_metrics
 from experiments.runner import CONFIGS, QUIET, run
-from models.lightning_modules import MLPModule
+from models.lightning_modules import MLPModule, NativeModule
 from models.spec import MLPSpec
 from tests.conftest import ROOT, needs_debian_fashion
 from train import make_cli
@@ -169,3 +169,23 @@ def test_every_shipped_config_has_the_dashboard_and_no_hp_metric(layers: list[Pa
     assert len(dashboards) == 1
     assert isinstance(cli.trainer.logger, EpochTensorBoardLogger)
     assert cli.config.trainer.logger.init_args.default_hp_metric is False
+
+
+def test_the_probe_measures_in_evaluation_mode_and_changes_nothing() -> None:
+    """Whole-split metrics use no dropout mask (none drawn from the net's generator) and the batch norms'
+    running statistics (left as they were), and hand the net back in the mode it was in."""
+    spec = MLPSpec(input_size=2, hidden_sizes=[6], output_size=2, activation="tanh", dropout=0.5, batch_norm=True)
+    module = NativeModule(spec).double()
+    x, y = torch.randn(40, 2, dtype=torch.float64), torch.randint(0, 2, (40,))
+    generator, statistics = module.net.dropout_generator.get_state(), copy_state(module)
+    with torch.no_grad():  # as EpochProbe.measure calls it
+        first = split_metrics(module, "test", x, y)
+        assert module.net.training and torch.equal(module.net.dropout_generator.get_state(), generator)
+        assert all(torch.equal(a, b) for a, b in zip(statistics, copy_state(module)))
+        assert split_metrics(module, "test", x, y) == first
+        expected = torch.nn.functional.cross_entropy(module.net.eval()(x), y).item()
+    assert first["test/loss"] == pytest.approx(expected, rel=1e-12)
+
+
+def copy_state(module: MLPModule) -> list[torch.Tensor]:
+    return [t.clone() for t in module.net.state_dict().values()]
