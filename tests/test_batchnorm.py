@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from callbacks.weights_export import layout_text, notebook_weights
 from commands.compare import compare_main
 from commands.sweep import run_sweep
 from commands.sweep_grid import SweepError
@@ -313,3 +314,15 @@ def test_compare_passes_on_the_toy_batch_norm_config(tmp_path, capsys) -> None:
     assert "identical initial weights: yes; identical data order (epoch 1): yes" in out
     graded = re.search(r"PASS: largest \|w_manual - w_autograd\| = (\S+), relative to max\(\|w\|, 1\) = (\S+) ", out)
     assert graded and float(graded.group(2)) <= 1e-9, out[-2000:]
+
+
+def test_weight_files_hold_each_batch_norm_and_say_how_to_read_it() -> None:
+    spec = MLPSpec(input_size=2, hidden_sizes=[3, 4], output_size=2, bias=False, batch_norm=True)
+    module = ManualModule(spec)
+    moved_norms(module.net.double())
+    weights = notebook_weights(module)
+    assert list(weights) == ["W1", "W2", "W3", *(f"{p}{k}" for k in (1, 2) for p in ("gamma", "beta", "mean", "var"))]
+    np.testing.assert_array_equal(weights["var2"], module.net.norms[1].running_var.numpy())
+    text = layout_text(weights)
+    assert "gamma{k} * (Z_k - mu) / sqrt(var + eps) + beta{k}" in text and "norms.{k-1}.weight, .bias, .running_mean and .running_var" in text
+    assert "b{k}" not in text  # beta1 is no dense bias
