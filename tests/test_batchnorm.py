@@ -324,5 +324,6 @@ def test_weight_files_hold_each_batch_norm_and_say_how_to_read_it() -> None:
     assert list(weights) == ["W1", "W2", "W3", *(f"{p}{k}" for k in (1, 2) for p in ("gamma", "beta", "mean", "var"))]
     np.testing.assert_array_equal(weights["var2"], module.net.norms[1].running_var.numpy())
     text = layout_text(weights)
-    assert "gamma{k} * (Z_k - mu) / sqrt(var + eps) + beta{k}" in text and "norms.{k-1}.weight, .bias, .running_mean and .running_var" in text
+    assert "gamma{k} * (Z_k - mu) / sqrt(var + eps) + beta{k}" in text
+    assert "norms.{k-1}.weight, .bias, .running_mean and .running_var" in text
     assert "b{k}" not in text  # beta1 is no dense bias

@@ -48,8 +48,9 @@ class BatchNorm:
         if self.training:
             if n < 2:
                 raise ValueError(
-                    f"batch norm needs at least 2 rows per update while training (a variance of one row is 0), "
-                    f"got {n}; raise model.rows_per_update or data.batch_size"
+                    f"batch norm needs at least 2 rows per update while training (a variance of one row is 0), got "
+                    f"{n}; choose model.rows_per_update and data.batch_size so that no update, not even the last of "
+                    "an epoch, gets a single row"
                 )
             mu = z.mean(-2)  # (M?, F)
             centered = z - mu[..., None, :]  # (M?, N, F)
