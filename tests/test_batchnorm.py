@@ -301,9 +301,8 @@ def test_the_sweep_refuses_batch_norm_in_one_message(tmp_path, monkeypatch) -> N
 def test_compare_passes_on_the_toy_batch_norm_config(tmp_path, capsys) -> None:
     """Both modules, from the same start and data order, through 100 updates with batch norm: identical weights,
     gamma, beta and running statistics to 1e-9 relative in float64 (measured: 2e-16)."""
-    configs = ROOT / "configs" / "experiments"
     args = [
-        *("--config", str(configs / "mnist_toy.yaml"), "--config", str(configs / "next_ideas" / "batch_norm_toy.yaml")),
+        *("--config", str(ROOT / "configs" / "experiments" / "mnist_toy_batch_norm.yaml")),
         f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
         "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",

@@ -106,11 +106,14 @@ def test_next_idea_configs_layer_on_the_mlp_config(layer: str) -> None:
         ["--config", str(CONFIGS / "fashion_mnist_mlp.yaml"), "--config", str(CONFIGS / "next_ideas" / layer), *QUIET],
         run=False,
     )
-    spec = cli.model.spec
-    assert (spec.dropout, bool(spec.conv_channels), cli.model.lr_scheduler_factory is not None) == {
-        "dropout.yaml": (0.2, False, False),
-        "lenet.yaml": (0.0, True, False),
-        "one_cycle.yaml": (0.0, False, True),
+    spec, augment = cli.model.spec, cli.datamodule.hparams.augment
+    changed = (spec.dropout, bool(spec.conv_channels), cli.model.lr_scheduler_factory is not None)
+    assert (*changed, spec.batch_norm, augment) == {
+        "dropout.yaml": (0.2, False, False, False, False),
+        "lenet.yaml": (0.0, True, False, False, False),
+        "one_cycle.yaml": (0.0, False, True, False, False),
+        "batch_norm.yaml": (0.0, False, False, True, False),
+        "augment.yaml": (0.0, False, False, False, True),
     }[layer]
     assert cli.model.optimizer_factory is not None and spec.hidden_sizes  # the rest comes from the MLP config
     if layer == "lenet.yaml":

@@ -35,7 +35,6 @@ def test_day29_run_ends_where_the_notebooks_loop_ends() -> None:
         ("fashion_mnist_mlp", "batch_norm", lambda cli: cli.model.spec.batch_norm),
         ("fashion_mnist_mlp", "augment", lambda cli: cli.datamodule.hparams.augment),
         ("mnist_toy", "batch_norm", lambda cli: cli.model.spec.batch_norm),
-        ("mnist_toy", "batch_norm_toy", lambda cli: cli.model.spec.batch_norm and cli.model.rows_per_update == 32),
     ],
 )
 def test_next_idea_layers_build_on_their_base_config(base: str, layer: str, check) -> None:
