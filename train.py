@@ -38,7 +38,7 @@ from commands.optimizer_values import check_optimization
 from commands.resume import keep_module_settings, module_settings_to_keep
 from commands.sweep_grid import SweepOptions
 from datamodules.base import TensorDataModule
-from models.console import say, set_verbose, verbose
+from models.console import SAID, say, set_verbose, verbose
 from models.lightning_modules import MLPModule
 
 # Run directories this process was about to create, removed again if the run fails with nothing in them.
@@ -337,6 +337,7 @@ def cli_main(args: list[str] | None = None) -> None:
     and garbage collections skip what the imports left (see :mod:`commands.frozen_gc`)."""
     argv = sys.argv[1:] if args is None else args
     PLANNED_RUN_DIRS.clear()  # this command's only: an in-process caller may have run others before
+    SAID.clear()  # a message is said once per command
     try:
         with long_lived_objects_frozen():
             run_command(argv, args)

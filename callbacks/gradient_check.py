@@ -98,7 +98,7 @@ def kink_free_rows(net: MLPParameters, x: Tensor, margin: float) -> Tensor:
     keep = torch.ones(len(x), dtype=torch.bool)
     if net.spec.activation not in KINKED:
         return keep
-    chain = LayerChain(net.spec, net.weights(), net.dropout_generator)
+    chain = LayerChain(net.spec, net.weights(), net.dropout_generator, net.norm_states())
     chain.set_training(False)
     a = x
     for layer in chain.layers:

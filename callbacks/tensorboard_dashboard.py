@@ -275,7 +275,12 @@ class TensorBoardDashboard(pl.Callback):
             return np.column_stack([1.0 - probs[:, 0], probs[:, 0]]) if probs.shape[1] == 1 else probs
 
         title = f"Decision boundary, {type(pl_module).__name__}, after epoch {epochs_done} (training points)"
-        figure = decision_boundary_figure(predict_proba, x.double().numpy(), y.reshape(-1).numpy(), title)
+        training = pl_module.net.training
+        pl_module.net.eval()  # no dropout mask drawn, batch norm's running statistics used and left alone
+        try:
+            figure = decision_boundary_figure(predict_proba, x.double().numpy(), y.reshape(-1).numpy(), title)
+        finally:
+            pl_module.net.train(training)
         writer.add_figure("figures/decision_boundary", figure, epochs_done)
 
     # ---- fit end: curve, boundary, weights -------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -19,17 +20,24 @@ DENSE_LAYOUT = (
 )
 BIAS_LAYOUT = " b{k} is torch's layers.{k-1}.bias."
 CONV_LAYOUT = " The conv front's kernels K{j} (out, in, k, k)%s are torch's convs.{j-1}.weight%s."
+NORM_LAYOUT = (
+    " Batch norm k maps Z_k to gamma{k} * (Z_k - mu) / sqrt(var + eps) + beta{k} before the activation, mu and var "
+    "being the batch's while training and its running statistics mean{k} and var{k} in evaluation (torch's "
+    "norms.{k-1}.weight, .bias, .running_mean and .running_var)."
+)
 
 
 def layout_text(weights: dict[str, np.ndarray]) -> str:
     """How to read ``weights``, naming only what this net has (biases, a conv front)."""
-    has_bias = any(name.startswith("b") for name in weights)
+    has_bias = any(re.fullmatch(r"b\d+", name) for name in weights)
     text = DENSE_LAYOUT % (" + b{k}" if has_bias else "")
     if has_bias:
         text += BIAS_LAYOUT
     if any(name.startswith("K") for name in weights):
         conv_bias = any(name.startswith("c") for name in weights)
         text += CONV_LAYOUT % ((" and biases c{j}", " and .bias") if conv_bias else ("", ""))
+    if "gamma1" in weights:
+        text += NORM_LAYOUT
     return text
 
 
@@ -55,7 +63,8 @@ def notebook_name(parameter_name: str) -> str:
 
 def notebook_weights(module: pl.LightningModule) -> dict[str, np.ndarray]:
     """``W1, b1, W2, ...`` in the notebooks' (fan_in, fan_out) orientation, as float64 arrays;
-    a conv front comes first as ``K1, c1, ...`` in torch's (out, in, k, k) layout."""
+    a conv front comes first as ``K1, c1, ...`` in torch's (out, in, k, k) layout; batch norms come last as
+    ``gamma1, beta1, mean1, var1, ...``."""
     out: dict[str, np.ndarray] = {}
     for k, conv in enumerate(module.net.convs, start=1):
         out[f"K{k}"] = conv.weight.detach().cpu().double().numpy().copy()
@@ -65,6 +74,9 @@ def notebook_weights(module: pl.LightningModule) -> dict[str, np.ndarray]:
         out[f"W{k}"] = layer.weight.detach().cpu().double().numpy().T.copy()
         if layer.bias is not None:
             out[f"b{k}"] = layer.bias.detach().cpu().double().numpy().copy()
+    for k, (gamma, beta, mean, var, _) in enumerate(module.net.norm_states(), start=1):
+        for name, values in (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var)):
+            out[f"{name}{k}"] = values.detach().cpu().double().numpy().copy()
     return out
 
 

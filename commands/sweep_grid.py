@@ -277,8 +277,8 @@ def build_member(cli: LightningCLI, values: dict[str, Any], loaded: dict[str, Lo
         raise SweepError(f"the sweep trains SGD and Adam; model.init_args.optimizer is {optimizer_path}")
     kind = OPTIMIZERS[optimizer_path]
     optimizer_args = model.optimizer.init_args.as_dict() if model.optimizer else {"lr": 0.1}
-    if spec.dropout or spec.conv_channels or model.lr_scheduler:
-        raise SweepError("the sweep stacks dense nets without dropout, conv layers or lr schedules")
+    if spec.dropout or spec.batch_norm or spec.conv_channels or model.lr_scheduler:
+        raise SweepError("the sweep stacks dense nets without dropout, batch norm, conv layers or lr schedules")
     data = load_data(config.data, loaded)
     return Member(
         name="-".join(short_name(k, v) for k, v in values.items()),

@@ -61,6 +61,9 @@ class ToyDataModule(TensorDataModule):
     ``week04_blobs`` keeps the week-4 notebook's own 400/200 split; ``digits`` is scikit-learn's
     ``load_digits`` (64 features, 10 classes). With ``val_size`` 0 the
     notebooks have no validation split, so validation tracks the test split (nothing is selected on it).
+    ``test_size`` 0 is no split at all, as in the MNIST-week notebook: every row trains, the test runs on
+    the training rows, and there is no validation split (Lab 4's arrangement; set
+    ``trainer.limit_val_batches: 0``).
     """
 
     def __init__(
@@ -83,6 +86,8 @@ class ToyDataModule(TensorDataModule):
     ) -> None:
         """``n_samples`` defaults per set: 300, 160 for ``blobs`` (MNIST week), 600 for ``week04_blobs``."""
         super().__init__(batch_size, eval_batch_size, shuffle, seed, on_device)
+        if not 0 <= test_size < 1 or not 0 <= val_size < 1:
+            raise ValueError(f"data.test_size and data.val_size are fractions in [0, 1), got {test_size}, {val_size}")
         self.save_hyperparameters()
         self.arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.normalizer_state: dict[str, object] = {}
@@ -91,30 +96,35 @@ class ToyDataModule(TensorDataModule):
         if self.arrays:
             return
         hp = self.hparams
+        no_split = hp.test_size == 0 and hp.dataset != "week04_blobs"
         if hp.dataset == "week04_blobs":
             x_train, y_train, x_test, y_test = week04_blobs(hp.random_state)
         else:
             n = hp.n_samples or DEFAULT_SIZES[hp.dataset]
-            x, y = generate(hp.dataset, n, hp.noise, hp.random_state, hp.n_features, hp.n_classes)
-            split = train_test_split(x, y, test_size=hp.test_size, random_state=hp.split_seed)
-            x_train, x_test, y_train, y_test = split
-        self.arrays["test"] = (x_test, y_test)
+            x_train, y_train = x_test, y_test = generate(
+                hp.dataset, n, hp.noise, hp.random_state, hp.n_features, hp.n_classes
+            )
+            if not no_split:
+                split = train_test_split(x_train, y_train, test_size=hp.test_size, random_state=hp.split_seed)
+                x_train, x_test, y_train, y_test = split
         if hp.val_size > 0:
             x_train, x_val, y_train, y_val = train_test_split(
                 x_train, y_train, test_size=hp.val_size, random_state=hp.split_seed
             )
             self.arrays["val"] = (x_val, y_val)
-        else:
-            self.arrays["val"] = self.arrays["test"]
+        elif not no_split:
+            self.arrays["val"] = (x_test, y_test)
         self.arrays["train"] = (x_train, y_train)
-        self.arrays["predict"] = self.arrays["test"]
+        self.arrays["test"] = self.arrays["predict"] = self.arrays["train"] if no_split else (x_test, y_test)
         if not self.normalizer_state:
             names = [f"x{j + 1}" for j in range(x_train.shape[1])]
             self.normalizer_state = Normalizer.fit(hp.normalize, x_train, names, hp.dataset).state()
-        say_once(
-            f"toy data {hp.dataset}: train {len(x_train)}, val {len(self.arrays['val'][0])}"
-            f"{' (the test split)' if hp.val_size == 0 else ''}, test {len(x_test)} rows; normalize {hp.normalize}"
-        )
+        if "val" not in self.arrays:
+            val = "no validation split"
+        else:
+            val = f"val {len(self.arrays['val'][0])}{' (the test split)' if hp.val_size == 0 else ''}"
+        test = "test on the training rows (test_size 0: no split)" if no_split else f"test {len(x_test)} rows"
+        say_once(f"toy data {hp.dataset}: train {len(x_train)} rows, {val}, {test}; normalize {hp.normalize}")
 
     def state_dict(self) -> dict[str, object]:
         return {"normalizer": dict(self.normalizer_state)} if self.normalizer_state else {}
@@ -128,8 +138,10 @@ class ToyDataModule(TensorDataModule):
         self.setup()
         return int(self.arrays["train"][1].max()) + 1
 
-    def build_tensors(self, split: str) -> tuple[Tensor, ...]:
+    def build_tensors(self, split: str) -> tuple[Tensor, ...] | None:
         self.setup()
+        if split not in self.arrays:  # no validation split when there is no split at all
+            return None
         x, y = self.arrays[split]
         x = torch.from_numpy(Normalizer.from_state(self.normalizer_state).apply(x))
         return (x,) if split == "predict" else (x, torch.from_numpy(y.astype(np.int64)))

@@ -60,12 +60,20 @@ def split_tensors(datamodule: TensorDataModule, split: str) -> tuple[Tensor, Ten
 
 
 def split_metrics(module: pl.LightningModule, split: str, x: Tensor, y: Tensor) -> dict[str, float]:
-    """Loss as the module minimises it, plus accuracy / macro F1 / class counts, or MSE for regression."""
+    """Loss as the module minimises it, plus accuracy / macro F1 / class counts, or MSE for regression.
+
+    The net is evaluated in evaluation mode, whatever mode it is in: no dropout mask is drawn from its
+    generator, and batch norms use (and leave alone) their running statistics.
+    """
     spec = module.spec
     x = x.to(module.device, module.dtype)
     y = y.to(module.device, module.dtype) if torch.is_floating_point(y) else y.to(module.device)
-    # In chunks: a conv net's im2col copies of a whole split would need gigabytes.
-    z = torch.cat([module.net(chunk) for chunk in x.split(EVAL_CHUNK_ROWS)])
+    training = module.net.training
+    module.net.eval()
+    try:  # in chunks: a conv net's im2col copies of a whole split would need gigabytes
+        z = torch.cat([module.net(chunk) for chunk in x.split(EVAL_CHUNK_ROWS)])
+    finally:
+        module.net.train(training)
     loss = head_layer(spec.head, spec.reduction).forward(z, y)
     out = {f"{split}/loss": float(loss)}
     if spec.is_classifier:

@@ -120,13 +120,14 @@ class NumpyPath:
 
     @staticmethod
     def applies(hand_derived: bool, net: MLPParameters, optimizer: torch.optim.Optimizer, one_process: bool) -> bool:
-        """Plain single-process CPU runs of tiny dense nets without dropout, with SGD or Adam."""
+        """Plain single-process CPU runs of tiny dense nets without dropout or batch norm, with SGD or Adam."""
         spec = net.spec
         return (
             hand_derived
             and one_process
             and not spec.conv_channels
             and not spec.dropout
+            and not spec.batch_norm  # the NumPy path carries no running statistics
             and has_array_rule(optimizer)
             and is_tiny(net)
             and all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64) for p in net.parameters())

@@ -13,16 +13,36 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from models.base_net import MLPParameters, Weights
-from models.layers import Conv2d, Dense, Dropout, Flatten, MaxPool2d, Unflatten, activation_layer, head_layer
+from models.base_net import MLPParameters, NormState, Weights
+from models.layers import (
+    BatchNorm,
+    Conv2d,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2d,
+    Unflatten,
+    activation_layer,
+    head_layer,
+)
 from models.layers.xp import Array
 from models.spec import MLPSpec
 
 
 class LayerChain:
-    """The layers of one spec over given weights, with the head's loss at the end."""
+    """The layers of one spec over given weights, with the head's loss at the end.
 
-    def __init__(self, spec: MLPSpec, weights: Weights, generator: torch.Generator | None = None) -> None:
+    ``norms`` (with ``spec.batch_norm``) are the batch norms' parameters and running statistics, one per
+    hidden layer; ``generator`` draws the dropout masks.
+    """
+
+    def __init__(
+        self,
+        spec: MLPSpec,
+        weights: Weights,
+        generator: torch.Generator | None = None,
+        norms: list[NormState] | None = None,
+    ) -> None:
         self.spec = spec
         self.layers: list[Any] = []
         n_conv = len(spec.conv_channels)
@@ -38,6 +58,11 @@ class LayerChain:
         for k, (w, b) in enumerate(dense):
             self.layers.append(Dense(w, b, spec.l2, need_input_grad=k > 0 or n_conv > 0))
             if k < len(dense) - 1:
+                if spec.batch_norm:
+                    assert norms is not None, "batch norm needs the net's norms: pass norms=net.norm_states()"
+                    gamma, beta, mean, var, batches = norms[k]
+                    momentum, eps = spec.batch_norm_momentum, spec.batch_norm_eps
+                    self.layers.append(BatchNorm(gamma, beta, mean, var, momentum, eps, batches))
                 self.layers.append(activation_layer(spec.activation, spec.leaky_slope))
                 if spec.dropout:
                     assert generator is not None, "dropout needs the net's generator"
@@ -46,7 +71,7 @@ class LayerChain:
 
     def set_training(self, training: bool) -> None:
         for layer in self.layers:
-            if isinstance(layer, Dropout):
+            if isinstance(layer, (Dropout, BatchNorm)):
                 layer.training = training
 
     def logits(self, x: Array) -> Array:
@@ -64,13 +89,16 @@ class LayerChain:
         return loss
 
     def backward(self) -> list[Array]:
-        """dL/dparam for every parameter, in parameter order (conv layers, then W1, b1, W2, ...)."""
+        """dL/dparam for every parameter, in parameter order (conv layers, then W1, b1, W2, ..., then each
+        batch norm's gamma and beta, as :class:`MLPParameters` registers them)."""
         grad = self.head.backward()  # dL/dZ_L
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
             if grad is None:  # the first parameterised layer: nothing upstream wants dL/dinput
                 break
-        return [g for layer in self.layers for g in getattr(layer, "grads", [])]
+        norms = [layer for layer in self.layers if isinstance(layer, BatchNorm)]
+        others = [layer for layer in self.layers if not isinstance(layer, BatchNorm)]
+        return [g for layer in [*others, *norms] for g in getattr(layer, "grads", [])]
 
 
 class ManualMLP(MLPParameters):
@@ -79,7 +107,7 @@ class ManualMLP(MLPParameters):
     last_pass: LayerChain | None = None  # the latest forward_loss, whose layers backward runs in reverse
 
     def chain(self) -> LayerChain:
-        chain = LayerChain(self.spec, self.weights(), self.dropout_generator)
+        chain = LayerChain(self.spec, self.weights(), self.dropout_generator, self.norm_states())
         chain.set_training(self.training)
         return chain
 

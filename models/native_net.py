@@ -32,8 +32,9 @@ class NativeMLP(MLPParameters):
             for conv in self.convs:
                 x = F.max_pool2d(self._hidden(conv(x)), 2)
             x = x.flatten(-3)
-        for layer in self.layers[:-1]:
-            x = self._hidden(layer(x))
+        for k, layer in enumerate(self.layers[:-1]):
+            z = layer(x)
+            x = self._hidden(self.norms[k](z) if spec.batch_norm else z)
             if self.training and spec.dropout:
                 x = x * dropout_mask(spec.dropout, x.shape, x, self.dropout_generator)
         return self.layers[-1](x)

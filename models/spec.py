@@ -62,6 +62,11 @@ class MLPSpec:
     # Inverted dropout after every hidden dense activation while training: each unit is kept with
     # probability 1 - dropout and scaled by 1 / (1 - dropout), so evaluation needs no rescaling.
     dropout: float = 0.0
+    # Batch normalisation after every hidden dense layer, before its activation (torch.nn.BatchNorm1d:
+    # learnable gamma = 1, beta = 0 at the start; batch statistics while training, running ones in evaluation).
+    batch_norm: bool = False
+    batch_norm_momentum: float = 0.1  # weight of each batch's statistics in the running ones, torch's default
+    batch_norm_eps: float = 1e-5  # added to the variance before its square root, torch's default
     # Optional LeNet-style front: inputs are reshaped to image_shape (C, H, W), then every entry of
     # conv_channels adds conv (kernel conv_kernel_size, stride 1, zero padding conv_padding) ->
     # activation -> 2x2 max pool, and the flattened result feeds the dense layers.
@@ -87,6 +92,13 @@ class MLPSpec:
             raise ValueError(f"legacy_scale scales every legacy_numpy draw and must be > 0, got {self.legacy_scale}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout is a drop probability in [0, 1), got {self.dropout}")
+        if self.batch_norm and not self.hidden_sizes:
+            raise ValueError("batch_norm normalises hidden layers, and hidden_sizes is empty; add one or set it false")
+        if not 0.0 < self.batch_norm_momentum <= 1.0 or self.batch_norm_eps <= 0:
+            raise ValueError(
+                f"batch_norm_momentum must be in (0, 1] and batch_norm_eps > 0, got "
+                f"{self.batch_norm_momentum} and {self.batch_norm_eps}"
+            )
         self.conv_channels = list(self.conv_channels)
         if self.conv_channels:
             self._check_conv_front()
@@ -177,7 +189,8 @@ class MLPSpec:
         dense = "-".join(map(str, self.layer_sizes))
         conv = f"conv {','.join(map(str, self.conv_channels))} ({self.conv_kernel_size}x{self.conv_kernel_size}) + "
         dropout = f" dropout {self.dropout:g}" if self.dropout else ""
-        return f"{conv if self.conv_channels else ''}{dense} {self.activation} {self.head}{dropout}"
+        batch_norm = " batch_norm" if self.batch_norm else ""
+        return f"{conv if self.conv_channels else ''}{dense} {self.activation} {self.head}{batch_norm}{dropout}"
 
     @property
     def is_classifier(self) -> bool:

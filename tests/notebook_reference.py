@@ -1,7 +1,7 @@
 """Notebook procedures restated independently in plain Python/NumPy (and torch for the week-4 torch run),
 as test oracles: the week-4 data recipe (its training loop is :func:`benchmarks.baselines.week04_numpy_sgd`,
-shared with the benchmarks) and its torch loop, week 7's moons data, seeded start and full-batch loop, and
-the flower notebook's seeded scalar loop."""
+shared with the benchmarks) and its torch loop, week 7's moons data, seeded start and full-batch loop, the
+flower notebook's seeded scalar loop and the MNIST week's Day-29 NumPy net."""
 
 from __future__ import annotations
 
@@ -148,3 +148,45 @@ def flower_scalar_sgd(
             for name, grad in step.items():
                 p[name] -= lr * grad
     return p
+
+
+# ---- MNIST week (002): Day 29's NumPy 2-layer net, trained on its toy blobs ------------------------------
+
+
+def mnist_week_toy_data(seed: int = 42, n_per_class: int = 80) -> tuple[np.ndarray, np.ndarray]:
+    """``np.random.seed(42)`` at the top of the notebook, then ``make_toy_data(80)``: class 0, then class 1."""
+    np.random.seed(seed)
+    cov = np.array([[0.3, 0.0], [0.0, 0.3]])
+    x0 = np.random.multivariate_normal(np.array([-1.0, -1.0]), cov, size=n_per_class)
+    x1 = np.random.multivariate_normal(np.array([1.0, 1.0]), cov, size=n_per_class)
+    return np.vstack([x0, x1]), np.concatenate([np.zeros(n_per_class, dtype=int), np.ones(n_per_class, dtype=int)])
+
+
+def mnist_day29_training(
+    x: np.ndarray, y: np.ndarray, hidden: int = 8, lr: float = 0.5, epochs: int = 200, weight_scale: float = 0.1
+) -> tuple[dict[str, np.ndarray], list[float]]:
+    """``TwoLayerMLP(2, hidden, 2, "relu", weight_scale)`` with seed 42, then ``train_numpy``: one full-batch
+    step per epoch, each epoch's loss taken before its step (with the notebook's 1e-12 inside the log)."""
+    rng = np.random.default_rng(42)
+    p = {
+        "W1": weight_scale * rng.standard_normal((x.shape[1], hidden)),
+        "b1": np.zeros((1, hidden)),
+        "W2": weight_scale * rng.standard_normal((hidden, 2)),
+        "b2": np.zeros((1, 2)),
+    }
+    n, losses = len(x), []
+    for _ in range(epochs):
+        z1 = x @ p["W1"] + p["b1"]
+        a1 = np.maximum(0, z1)
+        scores = a1 @ p["W2"] + p["b2"]
+        e = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probs = e / e.sum(axis=1, keepdims=True)
+        losses.append(float(-np.log(probs[np.arange(n), y] + 1e-12).mean()))
+        dscores = probs.copy()
+        dscores[np.arange(n), y] -= 1.0
+        dscores /= n
+        dz1 = (dscores @ p["W2"].T) * (z1 > 0)
+        grads = {"W1": x.T @ dz1, "b1": dz1.sum(0), "W2": a1.T @ dscores, "b2": dscores.sum(0)}
+        for name, grad in grads.items():
+            p[name] -= lr * grad  # the biases (1, H) take their (H,) gradients by broadcasting
+    return p, losses

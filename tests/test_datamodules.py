@@ -11,7 +11,7 @@ from sklearn.model_selection import train_test_split
 from datamodules import CSVDataModule, ToyDataModule
 from datamodules.csv_table import DataError
 from models import ManualModule, MLPSpec
-from tests.conftest import ROOT, quiet_trainer
+from tests.conftest import ROOT, MessagesOf, quiet_trainer
 
 FLOWER = ROOT / "data/flower/flower_data_train.csv"
 LAB04 = ROOT / "data/lab04/train.csv"
@@ -188,6 +188,27 @@ def test_mnist_week_blobs_match_the_notebook_draw() -> None:
     everything = torch.cat([dm.tensors(s)[0] for s in ("train", "val", "test")])
     assert sorted(map(tuple, everything.tolist())) == sorted(map(tuple, np.vstack([x0, x1]).tolist()))
     assert [len(dm.tensors(s)[0]) for s in ("train", "val", "test")] == [96, 24, 40]
+
+
+def test_toy_test_size_zero_is_no_split_tested_on_the_training_rows() -> None:
+    """The MNIST-week notebook trains on all 160 rows and tests nothing apart: test_size 0 tests on the training
+    rows, has no validation split, and says so."""
+    dm = ToyDataModule("blobs", test_size=0, shuffle=False, batch_size=160)
+    with MessagesOf("backprop") as printed:
+        dm.setup("fit")
+    x, y = dm.tensors("train")
+    np.random.seed(42)  # the notebook's draw, in its order
+    cov = np.array([[0.3, 0.0], [0.0, 0.3]])
+    drawn = [np.random.multivariate_normal(np.array([m, m]), cov, size=80) for m in (-1.0, 1.0)]
+    assert torch.equal(x, torch.from_numpy(np.vstack(drawn))) and y.tolist() == [0] * 80 + [1] * 80
+    assert torch.equal(dm.tensors("test")[0], x) and dm.tensors("val") is None and dm.val_dataloader() == []
+    (message,) = printed.text.splitlines()
+    assert "train 160 rows, no validation split, test on the training rows (test_size 0: no split)" in message
+    held_out = ToyDataModule("blobs", test_size=0, val_size=0.25)
+    held_out.setup("fit")
+    assert [len(held_out.tensors(s)[0]) for s in ("train", "val", "test")] == [120, 40, 120]
+    with pytest.raises(ValueError, match=r"data.test_size and data.val_size are fractions in \[0, 1\), got 1.0"):
+        ToyDataModule("blobs", test_size=1.0)
 
 
 def test_digits_and_toy_normalisation_state() -> None:

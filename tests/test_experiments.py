@@ -14,9 +14,9 @@ import yaml
 from callbacks.tensorboard_dashboard import TensorBoardDashboard
 from callbacks.tensorboard_logger import EpochTensorBoardLogger
 from experiments import lab04, run_all, week07
-from experiments.probe import EpochProbe
+from experiments.probe import EpochProbe, split_metrics
 from experiments.runner import CONFIGS, QUIET, run
-from models.lightning_modules import MLPModule
+from models.lightning_modules import MLPModule, NativeModule
 from models.spec import MLPSpec
 from tests.conftest import ROOT, needs_debian_fashion
 from train import make_cli
@@ -147,11 +147,14 @@ def test_next_idea_configs_layer_on_the_mlp_config(layer: str) -> None:
         ["--config", str(CONFIGS / "fashion_mnist_mlp.yaml"), "--config", str(CONFIGS / "next_ideas" / layer), *QUIET],
         run=False,
     )
-    spec = cli.model.spec
-    assert (spec.dropout, bool(spec.conv_channels), cli.model.lr_scheduler_factory is not None) == {
-        "dropout.yaml": (0.2, False, False),
-        "lenet.yaml": (0.0, True, False),
-        "one_cycle.yaml": (0.0, False, True),
+    spec, augment = cli.model.spec, cli.datamodule.hparams.augment
+    changed = (spec.dropout, bool(spec.conv_channels), cli.model.lr_scheduler_factory is not None)
+    assert (*changed, spec.batch_norm, augment) == {
+        "dropout.yaml": (0.2, False, False, False, False),
+        "lenet.yaml": (0.0, True, False, False, False),
+        "one_cycle.yaml": (0.0, False, True, False, False),
+        "batch_norm.yaml": (0.0, False, False, True, False),
+        "augment.yaml": (0.0, False, False, False, True),
     }[layer]
     assert cli.model.optimizer_factory is not None and spec.hidden_sizes  # the rest comes from the MLP config
     if layer == "lenet.yaml":
@@ -224,3 +227,23 @@ def test_lab04_spread_counts_paired_wins_and_the_chance_of_an_independent_start(
     sentence = lab04.best_sentence(losses, {0.5: 2.8, 1.0: 0.1}, lab04.LR_AXIS, "learning rate")
     assert "0.5 has the lowest final loss in 2 of 2 seeds" in sentence and "75% for 0.5, 25% for 1 " in sentence
     assert "lies inside the seed spread" in sentence and "inside our min-max for 1 of its 2" in sentence
+
+
+def test_the_probe_measures_in_evaluation_mode_and_changes_nothing() -> None:
+    """Whole-split metrics use no dropout mask (none drawn from the net's generator) and the batch norms'
+    running statistics (left as they were), and hand the net back in the mode it was in."""
+    spec = MLPSpec(input_size=2, hidden_sizes=[6], output_size=2, activation="tanh", dropout=0.5, batch_norm=True)
+    module = NativeModule(spec).double()
+    x, y = torch.randn(40, 2, dtype=torch.float64), torch.randint(0, 2, (40,))
+    generator, statistics = module.net.dropout_generator.get_state(), copy_state(module)
+    with torch.no_grad():  # as EpochProbe.measure calls it
+        first = split_metrics(module, "test", x, y)
+        assert module.net.training and torch.equal(module.net.dropout_generator.get_state(), generator)
+        assert all(torch.equal(a, b) for a, b in zip(statistics, copy_state(module)))
+        assert split_metrics(module, "test", x, y) == first
+        expected = torch.nn.functional.cross_entropy(module.net.eval()(x), y).item()
+    assert first["test/loss"] == pytest.approx(expected, rel=1e-12)
+
+
+def copy_state(module: MLPModule) -> list[torch.Tensor]:
+    return [t.clone() for t in module.net.state_dict().values()]
