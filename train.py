@@ -17,7 +17,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from jsonargparse import Namespace
@@ -152,6 +152,15 @@ class BackpropCLI(LightningCLI):
         )
         if self.command == "sweep":  # the sweep's own options, parsed like every other (--sweep FILE, --sweep.resume)
             parser.add_class_arguments(SweepOptions, "sweep")
+        if self.command == "compare":
+            parser.add_argument(
+                "--twin_start",
+                type=Literal["same", "torch"],
+                default="same",
+                help="same: both runs start from the config's weights and data order, and their weights are "
+                "compared; torch: the autograd twin starts as a plain PyTorch script does (torch's default "
+                "initialisation and torch.randperm order), with no weight verdict.",
+            )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: object) -> None:
         """A ``--ckpt_path`` is checked right after parsing: LightningCLI reads its hyperparameters next."""
@@ -286,7 +295,7 @@ def make_cli(
     args: list[str] | None = None, run: bool = True, instantiate: bool = True, command: str | None = None
 ) -> BackpropCLI:
     """The CLI over every MLPModule and DataModule; ``args``, ``run=False`` and ``instantiate=False`` serve
-    in-process use; ``command`` (``sweep``) adds that command's own options."""
+    in-process use; ``command`` (``compare``, ``sweep``) adds that command's own options."""
     with warnings.catch_warnings():
         if args is not None:  # in-process callers pass their arguments on purpose, whatever sys.argv holds
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")

@@ -40,7 +40,7 @@ from callbacks.tensorboard_dashboard import TensorBoardDashboard, tensorboard_co
 from callbacks.tensorboard_logger import EpochTensorBoardLogger
 from callbacks.torch_start import TorchStart
 from callbacks.weights_export import format_weights, notebook_weights
-from commands.errors import USAGE_ERROR_STATUS, ConfigError
+from commands.errors import USAGE_ERROR_STATUS
 from models.console import detail, say
 from models.lightning_modules import DivergenceError, MLPModule
 from models.tables import confusion_table, markdown_table, plain_table
@@ -48,8 +48,6 @@ from models.tables import confusion_table, markdown_table, plain_table
 MODELS = {"manual": "models.ManualModule", "native": "models.NativeModule"}
 FLOAT64_TOLERANCE = 1e-9
 FLOAT32_TOLERANCE = 1e-4
-TWIN_STARTS = ("same", "torch")  # --twin_start: the config's start for both, or PyTorch's own for the twin
-USAGE = __doc__
 
 
 class RunRecorder(pl.Callback):
@@ -134,7 +132,7 @@ def fit_and_test(
     parent: TensorBoardLogger | None,
     twin_start: str = "same",
 ):
-    cli = make_cli([*args, "--model", MODELS[label]], run=False)
+    cli = make_cli([*args, "--model", MODELS[label]], run=False, command="compare")
     if label == "native" and twin_start == "torch":
         seed = cli.config.get("seed_everything")
         seed = cli.model.spec.init_seed if isinstance(seed, bool) or seed is None else int(seed)
@@ -187,9 +185,11 @@ def max_relative_difference(a: dict[str, Tensor], b: dict[str, Tensor]) -> float
     return max(relative(a[k], b[k]).max().item() for k in a)
 
 
-def compare(make_cli: Callable[..., LightningCLI], args: list[str], twin_start: str = "same") -> Comparison:
+def compare(make_cli: Callable[..., LightningCLI], args: list[str], twin_start: str | None = None) -> Comparison:
     """Fit and test both modules from the same config; the result says whether their weights agree
     (``twin_start="torch"``: the twin starts from PyTorch's own weights and order, and nothing is graded)."""
+    if twin_start is None:
+        twin_start = make_cli(args, run=False, instantiate=False, command="compare").config.twin_start
     runs: dict[str, ModelRun] = {}
     parent = None
     for label in MODELS:
@@ -394,34 +394,13 @@ def write_outputs(result: Comparison) -> None:
     write_comparison(Path(manual.trainer.log_dir), differences, markdown, figure, manual.module.spec.is_classifier)
 
 
-def pop_twin_start(args: list[str]) -> tuple[str, list[str]]:
-    """``--twin_start X`` or ``--twin_start=X`` taken out of ``args`` (the rest goes to the CLI): its value and
-    the other arguments."""
-    rest, value = [], "same"
-    items = iter(args)
-    for arg in items:
-        if arg == "--twin_start":
-            value = next(items, "")
-        elif arg.startswith("--twin_start="):
-            value = arg.split("=", 1)[1]
-        else:
-            rest.append(arg)
-    if value not in TWIN_STARTS:
-        raise ConfigError(
-            f"--twin_start takes {' or '.join(TWIN_STARTS)}, got {value!r}: 'same' starts both runs from the "
-            "config's weights and order, 'torch' starts the autograd twin as a plain PyTorch script does"
-        )
-    return value, rest
-
-
 def compare_main(args: list[str], make_cli: Callable[..., LightningCLI]) -> int:
     """Entry point of ``train.py compare``; the exit code is 0 on PASS, 1 on FAIL, 2 when both runs diverged
     (with ``--twin_start torch``: 0 when both trained, 2 when either diverged)."""
     if any(a in ("-h", "--help") for a in args):
-        print(USAGE)
-        return 0
-    twin_start, args = pop_twin_start(args)
-    result = compare(make_cli, args, twin_start)
+        make_cli(args, run=False, command="compare")  # LightningCLI prints every option, compare's own among them
+    result = compare(make_cli, args)
+    twin_start = result.twin_start
     if result.runs["manual"].trainer.is_global_zero:
         if not any(run.diverged for run in result.runs.values()):
             detail(final_weights(result))

@@ -20,13 +20,11 @@ from commands.compare import (
     compare_main,
     max_difference,
     max_relative_difference,
-    pop_twin_start,
     verdict,
 )
-from commands.errors import ConfigError
 from tests.conftest import ROOT
 from tests.notebook_reference import notebook_data, week04_torch_run
-from train import make_cli
+from train import cli_main, make_cli
 
 
 def compare_args(tmp_path, epochs: int) -> list[str]:
@@ -57,7 +55,8 @@ def test_compare_command_on_week04(tmp_path) -> None:
     assert "identical initial weights: yes; identical data order (epoch 1): yes" in out
     assert "model" in out and "precision" in out and "recall" in out
     assert "manual (hand-derived)" in out and "native (autograd)" in out
-    assert out.count("pred 0") == 2 and out.count("W3 (3, 2):") == 2
+    assert out.count("pred 0") == 2 and "W3 (3, 2):" not in out  # final weights go to files (--verbose prints them)
+    assert out.count("weights_final.json") == 2 and len(out.splitlines()) <= 40
     assert "PASS: largest |w_manual - w_autograd| = " in out and ", relative to max(|w|, 1) = " in out
     assert "(tolerance 1e-09 on the relative difference, float64)" in out
 
@@ -87,9 +86,9 @@ def test_compare_command_on_week04(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_compare_fails_when_the_runs_differ(tmp_path, capsys) -> None:
-    def native_gets_another_learning_rate(args: list[str], run: bool = True):
+    def native_gets_another_learning_rate(args: list[str], **kwargs: object):
         extra = ["--model.init_args.optimizer.init_args.lr", "0.2"] if "models.NativeModule" in args else []
-        return make_cli([*args, *extra], run=run)
+        return make_cli([*args, *extra], **kwargs)
 
     assert compare_main(compare_args(tmp_path, 1), native_gets_another_learning_rate) == 1
     assert "FAIL: largest |w_manual - w_autograd|" in capsys.readouterr().out
@@ -141,9 +140,9 @@ def test_compare_reports_both_runs_diverged_at_the_same_update(tmp_path, capsys)
 
 
 def test_compare_fails_loudly_when_only_one_run_diverges(tmp_path, capsys) -> None:
-    def native_gets_a_small_learning_rate(args: list[str], run: bool = True):
+    def native_gets_a_small_learning_rate(args: list[str], **kwargs: object):
         extra = ["--model.init_args.optimizer.init_args.lr=0.01"] if "models.NativeModule" in args else []
-        return make_cli([*args, *extra], run=run)
+        return make_cli([*args, *extra], **kwargs)
 
     assert compare_main(diverging_args(tmp_path), native_gets_a_small_learning_rate) == 1
     out = capsys.readouterr().out
@@ -182,18 +181,14 @@ def test_twin_start_torch_starts_the_twin_as_the_notebooks_torch_run(tmp_path, c
     assert np.abs(weights("manual", "final")[0] - weights("native", "final")[0]).max() > 1e-3
 
 
-@pytest.mark.parametrize(
-    "args, expected",
-    [
-        ([], ("same", [])),
-        (["--twin_start", "torch", "--config", "c.yaml"], ("torch", ["--config", "c.yaml"])),
-        (["--config", "c.yaml", "--twin_start=same"], ("same", ["--config", "c.yaml"])),
-    ],
-)
-def test_twin_start_flag_is_taken_out_of_the_cli_arguments(args: list[str], expected) -> None:
-    assert pop_twin_start(args) == expected
-
-
-def test_an_unknown_twin_start_is_one_message() -> None:
-    with pytest.raises(ConfigError, match="--twin_start takes same or torch, got 'pytorch'"):
-        pop_twin_start(["--twin_start", "pytorch"])
+def test_compare_lists_its_own_options_and_refuses_an_unknown_twin_start_in_one_line(capsys) -> None:
+    with pytest.raises(SystemExit) as help_exit:
+        cli_main(["compare", "--help"])
+    assert help_exit.value.code == 0
+    shown = capsys.readouterr().out
+    assert "--twin_start {same,torch}" in shown and "--config CONFIG" in shown and "--verbose" in shown
+    with pytest.raises(SystemExit) as error_exit:
+        cli_main(["compare", "--config", str(ROOT / "configs/week04.yaml"), "--twin_start", "pytorch"])
+    assert error_exit.value.code == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert "twin_start = pytorch: expected one of 'same', 'torch'" in line
