@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -352,6 +353,11 @@ def cli_main(args: list[str] | None = None) -> None:
             run_command(argv, args)
     except Exception as error:
         report_and_exit(error, PLANNED_RUN_DIRS, argv)
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            # a process group left to the interpreter's exit tears its gloo threads down in static destructors,
+            # which can abort the process ("terminate called without an active exception") after a good run
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

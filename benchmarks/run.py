@@ -26,7 +26,7 @@ from benchmarks import (  # noqa: E402
     w6_dashboard_cost,
     w7_long_runs,
     w10_fashion_load,
-    w12_csv_memory,
+    w13_csv_memory,
 )
 from benchmarks.timing import Timing  # noqa: E402
 from callbacks.figures import new_figure  # noqa: E402
@@ -167,7 +167,7 @@ def w10_section(result: dict) -> list[str]:
     )
 
 
-def w12_section(result: dict) -> list[str]:
+def w13_section(result: dict) -> list[str]:
     rows = [
         ["file", f"{result['file_mb']:.0f} MiB ({result['rows']:,} rows x {result['columns']} columns)"],
         ["read, standardised, into tensors", f"{result['seconds']:.1f} s"],
@@ -176,7 +176,7 @@ def w12_section(result: dict) -> list[str]:
         ["what reading added at its peak", f"{result['own_mb']:.0f} MiB = {result['own_per_file']:.2f}x the file"],
     ]
     return [
-        "## W12: memory of reading a large numeric CSV",
+        "## W13: memory of reading a large numeric CSV",
         "",
         "A numeric CSV (10 standard-normal features with 9 significant digits and a 0/1 label) read by "
         "`CSVDataModule` as `fit` reads it (fitted state, `normalize: standardize`, training tensors) in a fresh "
@@ -237,7 +237,7 @@ WORKLOADS = {  # name: (run it with the number of interleaved rounds and the rep
     "w7": (lambda repeats, out: w7_section(w7_long_runs.run(repeats))),
     "w10": (lambda repeats, out: w10_section(w10_fashion_load.run(repeats))),
     "w11": (lambda repeats, out: w11_section(sweeps.scaling(), out.parent / "benchmarks")),
-    "w12": (lambda repeats, out: w12_section(w12_csv_memory.run())),
+    "w13": (lambda repeats, out: w13_section(w13_csv_memory.run())),
     "array_api": (lambda repeats, out: array_api_section(array_api_cost.measure())),
 }
 SCRATCH = ROOT / "runs" / "benchmarks" / "BENCHMARKS.md"  # where partial runs write: docs/ holds full runs only

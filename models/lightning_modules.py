@@ -375,11 +375,13 @@ class MLPModule(pl.LightningModule):
             return
         first = len(finite) - 1 if loss_finite else int((~finite).nonzero()[0])
         update, epoch = self.updates_done + first + 1, self.epochs_done + 1 + first * epochs // len(finite)
-        if not loss_finite or not np.isfinite(largest):
-            what = f"the {'weights' if loss_finite else 'loss'} became non-finite (NaN or inf)"
+        if not loss_finite:
+            where = f"the loss became non-finite (NaN or inf) at update {update}"
+        elif not np.isfinite(largest):  # the weights are checked once per training step, after its last update
+            where = f"the weights became non-finite (NaN or inf) by update {update}"
         else:
-            what = self.divergence.describe_weight(largest)
-        self.raise_divergence(f"{what} at update {update}, in epoch {epoch} of training", update, epoch)
+            where = f"{self.divergence.describe_weight(largest)} by update {update}"
+        self.raise_divergence(f"{where}, in epoch {epoch} of training", update, epoch)
 
     @torch.no_grad()
     def measure_initial_loss(self) -> None:

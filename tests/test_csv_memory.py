@@ -1,5 +1,5 @@
 """The CSV reader holds numbers, not strings: a numeric table costs at most 3x its file's size to read, and
-reads back exactly what was written; W12 measures the same on a 270 MB file."""
+reads back exactly what was written; W13 measures the same on a 270 MB file."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import tracemalloc
 
 import numpy as np
 
-from benchmarks.w12_csv_memory import FEATURES, load, write_numeric_csv
+from benchmarks.w13_csv_memory import FEATURES, load, write_numeric_csv
 from datamodules import CSVDataModule
 
 
@@ -31,7 +31,7 @@ def test_a_numeric_csv_is_read_in_at_most_three_times_its_size(tmp_path) -> None
     assert np.array_equal(y.numpy(), written[:, FEATURES].astype(np.int64))
 
 
-def test_the_w12_benchmark_reads_its_file_as_fit_does(tmp_path) -> None:
+def test_the_w13_benchmark_reads_its_file_as_fit_does(tmp_path) -> None:
     path = tmp_path / "numbers.csv"
     rows = write_numeric_csv(path, target_bytes=5_000, rows_per_chunk=50)
     result = load(path)

@@ -1,4 +1,4 @@
-"""W12: the memory a large numeric CSV costs to read, in a fresh process.
+"""W13: the memory a large numeric CSV costs to read, in a fresh process.
 
 A ~270 MB (259 MiB) file of numbers (10 standard-normal features written with 9 significant digits, and a 0/1 label) is
 written to a temporary folder, then read by ``CSVDataModule`` as ``fit`` reads it (the fitted state, standardised,
@@ -67,7 +67,7 @@ def run() -> dict[str, float]:
         path = Path(scratch) / "numbers.csv"
         write_numeric_csv(path)
         file_mb = path.stat().st_size / 2**20
-        command = [sys.executable, "-m", "benchmarks.w12_csv_memory", "--load", str(path)]
+        command = [sys.executable, "-m", "benchmarks.w13_csv_memory", "--load", str(path)]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     own = result["peak_mb"] - result["before_mb"]
