@@ -90,6 +90,12 @@ def run_hparams(trainer: pl.Trainer, module: pl.LightningModule) -> dict[str, HP
         if spec.init == "legacy_numpy":
             params["init scale"] = float(spec.legacy_scale)
         params["init seed"] = int(spec.init_seed)
+        if spec.dropout:
+            params["dropout"] = float(spec.dropout)
+        if spec.batch_norm:
+            params["batch norm"] = True
+    if data_hparams.get("augment"):
+        params["augment"] = True
     seed = _seed()
     if seed is not None:
         params["seed"] = seed
