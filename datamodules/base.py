@@ -6,6 +6,7 @@ input and output sizes fit the data, and tells the prediction writer how to labe
 
 from __future__ import annotations
 
+import logging
 import math
 
 import lightning.pytorch as pl
@@ -16,6 +17,13 @@ from datamodules.csv_table import DataError
 from datamodules.tensor_loader import TensorBatchLoader
 
 SPLITS = ("train", "val", "test", "predict")
+# What the data say about themselves (a synthetic fallback, a split, a mapping of labels): the project's printer,
+# models/console.py, shows each line once per command; a logger by name keeps this package below the models.
+DATA_LOG = logging.getLogger("backprop.data")
+
+
+def announce(message: str) -> None:
+    DATA_LOG.info(message, extra={"once": True})
 
 
 def model_mismatch(spec: object, num_features: int, num_classes: int | None, target_width: int) -> str | None:

@@ -18,10 +18,9 @@ import torchvision
 from torch import Tensor
 from torchvision.transforms import v2
 
-from datamodules.base import TensorDataModule
+from datamodules.base import TensorDataModule, announce
 from datamodules.csv_table import DataError
 from datamodules.idx import IDX_NAMES, find_idx_files, read_idx
-from models.console import say_once
 
 DatasetName = Literal["mnist", "fashion_mnist", "kmnist"]
 Normalization = Literal["standard", "train", "none"]
@@ -163,7 +162,7 @@ class MNISTDataModule(TensorDataModule):
         self.images["test"] = self.images["predict"] = loaded["test"]
         if self.stats is None:
             self.stats = self._fit_stats(x)
-        say_once(
+        announce(
             f"{hp.dataset}: {self.source}; train {len(self.images['train'][0])}, val {n_val}, "
             f"test {len(loaded['test'][0])}; normalize {hp.normalize} "
             f"(mean {self.stats[0]:.4f}, std {self.stats[1]:.4f})"

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from datamodules.base import TensorDataModule
+from datamodules.base import TensorDataModule, announce
 from datamodules.csv_table import (
     CellKind,
     CsvTable,
@@ -26,7 +26,6 @@ from datamodules.csv_table import (
 )
 from datamodules.labels import ClassMapping
 from datamodules.normalize import NormalizeKind, Normalizer
-from models.console import say_once
 
 Task = Literal["classification", "regression"]
 
@@ -220,7 +219,7 @@ class CSVDataModule(TensorDataModule):
         self.state["normalizer"] = normalizer.state()
         self.forget_tensors()
         what = f"classes {mapping.describe()}" if mapping else f"regression target {labels} / {hp.target_scale:g}"
-        say_once(
+        announce(
             f"{hp.name} data: {train.path}, {len(x)} training rows; features {features}; {what}; "
             f"normalize {hp.normalize} (fitted on the training rows)"
         )
@@ -303,7 +302,7 @@ class CSVDataModule(TensorDataModule):
         if not incomplete.any():
             return table
         dropped = table.lines[incomplete]
-        say_once(f"{table.path}: dropped {len(dropped)} row(s) with missing cells (lines {dropped[:10].tolist()})")
+        announce(f"{table.path}: dropped {len(dropped)} row(s) with missing cells (lines {dropped[:10].tolist()})")
         if incomplete.all():
             raise DataError(f"{table.path}: every row has a missing cell; nothing is left. Fill in the file.")
         return table.subset(np.flatnonzero(~incomplete))

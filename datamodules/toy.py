@@ -11,10 +11,9 @@ from sklearn.datasets import load_digits, make_circles, make_classification, mak
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 
-from datamodules.base import TensorDataModule
+from datamodules.base import TensorDataModule, announce
 from datamodules.normalize import NormalizeKind, Normalizer
 from datamodules.synthetic import mnist_week_blobs, week04_blobs, xor
-from models.console import say_once
 
 ToyName = Literal["moons", "circles", "classification", "xor", "blobs", "week04_blobs", "digits"]
 DEFAULT_SIZES = {
@@ -124,7 +123,7 @@ class ToyDataModule(TensorDataModule):
         else:
             val = f"val {len(self.arrays['val'][0])}{' (the test split)' if hp.val_size == 0 else ''}"
         test = "test on the training rows (test_size 0: no split)" if no_split else f"test {len(x_test)} rows"
-        say_once(f"toy data {hp.dataset}: train {len(x_train)} rows, {val}, {test}; normalize {hp.normalize}")
+        announce(f"toy data {hp.dataset}: train {len(x_train)} rows, {val}, {test}; normalize {hp.normalize}")
 
     def state_dict(self) -> dict[str, object]:
         return {"normalizer": dict(self.normalizer_state)} if self.normalizer_state else {}

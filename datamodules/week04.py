@@ -6,10 +6,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from datamodules.base import TensorDataModule
+from datamodules.base import TensorDataModule, announce
 from datamodules.csv_table import DataError, check_delimiter, features_and_class_labels, read_csv_text
 from datamodules.synthetic import week04_blobs
-from models.console import say_once
 
 
 class Week04DataModule(TensorDataModule):
@@ -72,7 +71,7 @@ class Week04DataModule(TensorDataModule):
         x_train, y_train, x_test, y_test = self.prepare_arrays()
         self.x_train, self.y_train = torch.from_numpy(x_train), torch.from_numpy(y_train)
         self.x_test, self.y_test = torch.from_numpy(x_test), torch.from_numpy(y_test)
-        say_once(
+        announce(
             f"week-4 data: {self.source}; train {tuple(self.x_train.shape)}, test {tuple(self.x_test.shape)}, "
             f"classes {sorted(set(y_train.tolist()))}"
         )
