@@ -23,7 +23,7 @@ from models.native_net import NativeMLP
 from tests.conftest import ROOT, quiet_trainer
 from tests.test_conv_dropout_gradients import conv_problem
 from tests.test_divergence_and_resume import fit as resumable_fit
-from tests.test_gradients import ACTIVATIONS, HEAD_OUTPUTS, HEADS, relative_error, targets
+from tests.test_gradients import ACTIVATIONS, HEAD_OUTPUTS, HEADS, central_differences, relative_error, targets
 from train import make_cli
 
 COMBINATIONS = list(itertools.product(ACTIVATIONS, [False, True], HEADS, [1, 2, 3]))
@@ -116,21 +116,7 @@ def test_batch_norm_gradients_match_finite_differences(activation, bias, head, d
     net, _ = nets(spec, mode)
     _, grads = net.loss_and_gradients(x, y)
     statistics = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
-    h = 1e-6
-    numeric = []
-    with torch.no_grad():
-        for p in net.parameters():
-            values = torch.zeros_like(p)
-            flat, out = p.view(-1), values.view(-1)
-            for i in range(flat.numel()):
-                old = flat[i].item()
-                flat[i] = old + h
-                plus = net.forward_loss(x, y)[0].item()
-                flat[i] = old - h
-                minus = net.forward_loss(x, y)[0].item()
-                flat[i] = old
-                out[i] = (plus - minus) / (2 * h)
-            numeric.append(values)
+    numeric = central_differences(net, x, y)
     names = [name for name, _ in net.named_parameters()]
     assert_gradients_agree(spec, mode, names, grads, numeric, 1e-6)
     moved = any(not torch.equal(statistics[k], net.state_dict()[k]) for k in statistics)
