@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import (  # noqa: E402
     array_api_cost,
+    first_minutes,
     sweeps,
     w1_week04_sgd,
     w2_mnist_epoch,
@@ -215,6 +216,26 @@ def w11_section(rows: list[dict], figure_dir: Path) -> list[str]:
     ]
 
 
+def first_minutes_section(repeats: int) -> list[str]:
+    quick = first_minutes.quick_start(repeats)
+    sizes = first_minutes.installed_sizes()
+    return [
+        "## Quick start and install",
+        "",
+        "The README's quick start as a user runs it: the whole `python train.py compare --config configs/week04.yaml` "
+        "process, imports included, output to a file.",
+        "",
+        timing_table({"quick": quick}),
+        "",
+        "What this Python environment has installed (every distribution's recorded files): the project's own "
+        "dependencies and the tools the tests use, with PyTorch's default Linux build and the CUDA libraries it "
+        "pulls in.",
+        "",
+        markdown_table(["installed", "MB"], [[name, f"{mb:.0f}"] for name, mb in sizes.items()]),
+        "",
+    ]
+
+
 def array_api_section(result: dict) -> list[str]:
     return [
         "## Array API dispatch (recorded only)",
@@ -239,6 +260,7 @@ WORKLOADS = {  # name: (run it with the number of interleaved rounds and the rep
     "w11": (lambda repeats, out: w11_section(sweeps.scaling(), out.parent / "benchmarks")),
     "w13": (lambda repeats, out: w13_section(w13_csv_memory.run())),
     "array_api": (lambda repeats, out: array_api_section(array_api_cost.measure())),
+    "first": (lambda repeats, out: first_minutes_section(min(repeats, 3))),
 }
 SCRATCH = ROOT / "runs" / "benchmarks" / "BENCHMARKS.md"  # where partial runs write: docs/ holds full runs only
 

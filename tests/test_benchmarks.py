@@ -28,3 +28,11 @@ def test_the_stacked_numpy_floor_trains_lab4s_grid_as_the_sweep_does(tmp_path) -
     last = {row["member"]: row["train_loss"] for row in result.rows if row["epoch"] == 300}
     swept = [last[f"h{h}-lr{lr:g}"] for h in LAB4_HIDDEN for lr in LAB4_LRS]
     np.testing.assert_allclose(lab4_stacked_numpy_floor(LAB4_HIDDEN, LAB4_LRS, 300), swept, rtol=1e-12)
+
+
+def test_the_install_sizes_add_up_and_find_torch() -> None:
+    from benchmarks.first_minutes import installed_sizes
+
+    sizes = installed_sizes()
+    assert sizes["torch"] > 100  # MB: torch's own wheel, whatever build
+    assert sizes["all"] == pytest.approx(sizes["torch"] + sizes["NVIDIA CUDA libraries"] + sizes["everything else"])
