@@ -157,6 +157,8 @@ def report_and_exit(error: BaseException, run_dirs: list[Path], argv: list[str])
     if message is None or os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
         raise error
     removed = [str(d) for d in run_dirs if remove_if_empty(d)]
+    kept = [str(d) for d in run_dirs if d.is_dir()]  # it holds checkpoints or results from before the error
     note = f"\n(removed the empty run directory {', '.join(removed)})" if removed else ""
+    note += f"\n(what the run wrote before this is kept in {', '.join(kept)})" if kept else ""
     print(f"error: {message}{note}\n(set {TRACEBACK_ENV}=1 to see the traceback)", file=sys.stderr)
     raise SystemExit(USAGE_ERROR_STATUS)

@@ -228,3 +228,27 @@ def test_a_run_in_epoch_blocks_resumes_to_more_epochs_from_the_command_line(tmp_
     for a, b in zip(whole.model.parameters(), more.model.parameters()):
         # other block sizes give other updates a block's NumPy path makes; those round like torch's to 1e-16
         torch.testing.assert_close(a, b, rtol=0, atol=1e-14)
+
+
+def test_a_run_that_diverges_after_checkpoints_names_the_folder_it_keeps(tmp_path, capsys) -> None:
+    """Blocks of 5 epochs, each checkpointed; the loss overflows some epochs in: the message says where the run's
+    earlier checkpoints are, which are whole and finite."""
+    args = flower_args(
+        tmp_path,
+        "--model.init_args.net.activation=identity",
+        "--model.init_args.optimizer.init_args.lr=30",
+        "--model.init_args.divergence_max_weight=0",
+        "--model.init_args.divergence_loss_growth=0",
+        "--trainer.max_epochs=40",
+        "--model.init_args.epochs_per_step=1",
+        "--trainer.callbacks=[]",
+    )
+    with pytest.raises(SystemExit):
+        cli_main(args)
+    err = capsys.readouterr().err
+    run = tmp_path / "runs" / "flower" / "version_0"
+    assert f"(what the run wrote before this is kept in {run.parent})" in err  # the folder this command made
+    checkpoints = list((run / "checkpoints").glob("*.ckpt"))
+    assert checkpoints and all(
+        torch.isfinite(v).all() for v in torch.load(checkpoints[0], weights_only=True)["state_dict"].values()
+    )
