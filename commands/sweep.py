@@ -15,8 +15,10 @@ hidden widths train together in one stack (:mod:`models.sweep_module`); members 
 one (another depth, activation, head, batch size or optimiser) form further stacks, run one after
 another (:mod:`commands.sweep_stack`). The sweep's options are the CLI's own ``--sweep.*`` options
 (:class:`commands.sweep_grid.SweepOptions`); the config's ``trainer.*`` settings are honoured or refused by name
-(:mod:`commands.sweep_trainer`). The results table (one row per member and snapshot) is printed and written as CSV
-and Markdown beside the TensorBoard logs, with a heat map of test F1 over the first two axes.
+(:mod:`commands.sweep_trainer`). Each stack's memory is planned before anything trains, and a stack that would not fit
+is refused (:mod:`commands.sweep_memory`). The results go to ``results.csv`` (every member and snapshot), the terminal
+and ``results.md`` (:mod:`commands.sweep_results`), one figure that fits the grid (:mod:`commands.sweep_figures`) and
+TensorBoard (:mod:`commands.sweep_tensorboard`), each sized by the grid.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from commands.frozen_gc import long_lived_objects_frozen
+from commands.sweep_figures import grid_figures
 from commands.sweep_grid import (
     SEED_KEYS,
     LoadedData,
@@ -48,15 +51,18 @@ from commands.sweep_grid import (
     check_axes,
     check_grid,
     check_sweep_file,
-    plan_stacks,
+    chunked,
+    stack_groups,
     sweep_file_argument,
 )
+from commands.sweep_memory import available_bytes, check_memory, local_processes
 from commands.sweep_results import write_results
 from commands.sweep_stack import train_stack
-from commands.sweep_tensorboard import write_heat_maps, write_member_runs
+from commands.sweep_tensorboard import members_with_runs, write_grid_run, write_member_runs
 from commands.sweep_trainer import sweep_callbacks, trainer_settings
 from models.sweep_module import SweepModule, widest_spec
-from models.tables import plain_table
+
+DIVERGED_NAMED = 10  # diverged members named on the terminal; results.csv flags every one
 
 
 @dataclass
@@ -66,12 +72,16 @@ class SweepResult:
     run_dir: Path
     export: str | None = None  # --sweep.export: a member to write as an ordinary checkpoint
 
-    def member_curves(self) -> list[tuple[str, dict[str, Any], np.ndarray]]:
-        """(name, axis values, train loss per epoch) of every member."""
+    def member_curves(self, names: set[str] | None = None) -> list[tuple[str, dict[str, Any], np.ndarray]]:
+        """(name, axis values, train loss per epoch) of every member, or of those ``names``."""
         curves = []
         for members, module in self.stacks:
             losses = np.stack(module.train_losses)  # (epochs, M)
-            curves += [(member.name, member.values, losses[:, m]) for m, member in enumerate(members)]
+            curves += [
+                (member.name, member.values, losses[:, m])
+                for m, member in enumerate(members)
+                if names is None or member.name in names
+            ]
         return curves
 
     def locate(self, member_name: str) -> tuple[Member, SweepModule, int]:
@@ -134,7 +144,13 @@ def run_sweep(
     run_dir = Path(save_dir) / name / f"version_{version}"
     kept = [a for a in [*args, *extra] if not a.startswith("--sweep.resume")]
     resume_command = shlex.join(["python", "train.py", "sweep", *kept, f"--sweep.resume={run_dir}"])
-    stacks = plan_stacks(members, options.max_members)
+    groups = stack_groups(members)
+    stacks = chunked(groups, options.max_members)
+    checkpoints = settings.get("enable_checkpointing", True) is not False
+    processes = local_processes(cli.config.trainer.devices, cli.config.trainer.strategy)
+    plan = check_memory(groups, stacks, epochs, len(snapshots), dtype, checkpoints, processes, available_bytes())
+    if rank_zero_only.rank == 0:
+        print("\n".join(plan), flush=True)
     rows: list[dict[str, Any]] = []
     trained = []
     with long_lived_objects_frozen():
@@ -265,15 +281,22 @@ def without_sweep_options(args: list[str]) -> list[str]:
 def report(result: SweepResult, exported: Path | None) -> None:
     """The results on the terminal and in files, and where each went."""
     rows, run_dir = result.rows, result.run_dir
-    columns, body, figures, drawn = write_results(run_dir, rows)
-    write_heat_maps(run_dir, drawn)
-    write_member_runs(run_dir, result.member_curves(), {r["member"]: r for r in rows})
-    print(plain_table(columns, body))
+    print(write_results(run_dir, rows))
+    figures = grid_figures(rows)
+    for grid_figure in figures:
+        grid_figure.figure.savefig(run_dir / f"{grid_figure.name}.png", dpi=100, bbox_inches="tight")
+    write_grid_run(run_dir, rows, figures)
+    with_runs = members_with_runs(rows)
+    write_member_runs(run_dir, result.member_curves(with_runs), {r["member"]: r for r in rows})
     diverged = sorted({r["member"] for r in rows if r["diverged"]})
     if diverged:
-        print(f"warning: {len(diverged)} member(s) diverged and were frozen: {', '.join(diverged)}")
-    print(f"Results: {run_dir / 'results.csv'}, {run_dir / 'results.md'}; heat maps: {', '.join(map(str, figures))}")
-    print(f"TensorBoard: tensorboard --logdir {run_dir}")
+        named = ", ".join(diverged[:DIVERGED_NAMED]) + (", ..." if len(diverged) > DIVERGED_NAMED else "")
+        print(f"warning: {len(diverged)} member(s) diverged and were frozen: {named} (flagged in results.csv)")
+    pngs = "".join(f", {run_dir / f'{f.name}.png'}" for f in figures)
+    print(f"Results: {run_dir / 'results.csv'} (every member and snapshot), {run_dir / 'results.md'}{pngs}")
+    members = len({r["member"] for r in rows})
+    runs = "every member's run" if len(with_runs) == members else f"the {len(with_runs)} best members' runs"
+    print(f"TensorBoard: tensorboard --logdir {run_dir} (the grid as a whole, and {runs} under members/)")
     if exported:
         print(
             f"Exported {exported.stem} as a checkpoint: {exported} (train.py test/predict --config ... --ckpt_path it)"

@@ -3,7 +3,7 @@
 A sweep file names grid axes by the dotted keys ``--print_config`` shows, plus ``seed`` (the init seed
 and the data-order seed together), the snapshot epochs and ``max_members`` (see :mod:`commands.sweep`); the CLI's
 own parser reads it as the ``--sweep`` options (:class:`SweepOptions`).
-Members that can share a stack are grouped by :func:`plan_stacks`.
+Members that can share a stack are grouped by :func:`stack_groups` and cut into stacks by :func:`chunked`.
 """
 
 from __future__ import annotations
@@ -88,13 +88,15 @@ class SweepOptions:
     Args:
         grid: Axes: dotted keys as --print_config shows them, or seed (init and data-order seed), with values.
         snapshots: Epochs at which every member is evaluated, besides the last.
-        max_members: The most members in one stack; a larger grid trains as several stacks, one after another.
+        max_members: The most members in one stack; a larger grid trains as several stacks, one after another
+            (the memory plan names one that fits when a stack would not).
         gradients: hand (hand-derived) or autograd (torch.func, the autograd twin).
         resume: The run directory of an interrupted sweep (runs/<sweep>_sweep/version_<n>), to go on from.
         export: best, or a member's name: written as an ordinary checkpoint once the sweep has trained.
     """
 
-    grid: dict[str, list[Any]] = field(default_factory=dict)
+    # list, not list[Any]: jsonargparse checks every item of a list[Any] with a copy of the whole list (quadratic)
+    grid: dict[str, list] = field(default_factory=dict)
     snapshots: list[PositiveInt] = field(default_factory=list)
     max_members: PositiveInt = 10_000
     gradients: Literal["hand", "autograd"] = "hand"
@@ -294,8 +296,14 @@ def build_member(cli: LightningCLI, values: dict[str, Any], loaded: dict[str, Lo
     )
 
 
-def plan_stacks(members: list[Member], max_members: int) -> list[list[Member]]:
+def stack_groups(members: list[Member]) -> list[list[Member]]:
+    """Members that can share a stack, in grid order."""
     groups: dict[str, list[Member]] = {}
     for member in members:
         groups.setdefault(member.stack_key(), []).append(member)
-    return [group[i : i + max_members] for group in groups.values() for i in range(0, len(group), max_members)]
+    return list(groups.values())
+
+
+def chunked(groups: list[list[Member]], max_members: int) -> list[list[Member]]:
+    """Each group cut into stacks of at most ``max_members``."""
+    return [group[i : i + max_members] for group in groups for i in range(0, len(group), max_members)]

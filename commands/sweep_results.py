@@ -1,5 +1,6 @@
-"""A sweep's results as people read them: one table row per member and snapshot, and heat maps of the
-main test figure over the first two axes."""
+"""A sweep's results as tables: every member and snapshot in ``results.csv``; what a person reads (the terminal and
+``results.md``) is the final snapshot, and for a grid of more than :data:`TABLE_MEMBERS` members a summary (best,
+quantiles, counts of flagged members) and the :data:`TOP_K` best members."""
 
 from __future__ import annotations
 
@@ -9,12 +10,36 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from callbacks.figures import new_figure
-from models.tables import markdown_table
+from models.tables import markdown_table, plain_table
 
 CLASSIFICATION_COLUMNS = ["test_accuracy", "test_precision", "test_recall", "test_f1"]
+TABLE_MEMBERS = 50  # up to this many members a table lists every one: one screen, and still scanned by eye
+TOP_K = 10  # the best members a larger grid lists
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+METRIC_NAMES = {"test_f1": "test macro F1", "test_mse": "test MSE"}
+
+
+def main_metric(rows: list[dict[str, Any]]) -> str:
+    """test_f1 for classifiers (higher is better), test_mse for regression (lower is better)."""
+    return "test_f1" if rows and "test_f1" in rows[0] else "test_mse"
+
+
+def final_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each member's last row, in member order (rows come in epoch order: the last one wins)."""
+    return list({row["member"]: row for row in rows}.values())
+
+
+def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Best first by the main metric; diverged members and non-finite figures last."""
+    metric = main_metric(rows)
+    sign = -1.0 if metric == "test_f1" else 1.0
+
+    def key(row: dict[str, Any]) -> tuple[bool, float]:
+        value = float(row[metric])
+        return row["diverged"] or not np.isfinite(value), sign * value if np.isfinite(value) else 0.0
+
+    return sorted(rows, key=key)
 
 
 def results_table(rows: list[dict[str, Any]], axes: list[str]) -> tuple[list[str], list[list[str]]]:
@@ -31,55 +56,54 @@ def results_table(rows: list[dict[str, Any]], axes: list[str]) -> tuple[list[str
     return columns, body
 
 
-def main_metric(rows: list[dict[str, Any]]) -> str:
-    return "test_f1" if rows and "test_f1" in rows[0] else "test_mse"
+def summary_lines(final: list[dict[str, Any]]) -> list[str]:
+    """How many members, the best one, the quantiles of the main metric over members, and the flagged counts."""
+    metric = main_metric(final)
+    values = np.array([row[metric] for row in final], dtype=float)
+    finite = values[np.isfinite(values)]
+    best = ranked(final)[0]
+    lines = [
+        f"{len(final)} members at epoch {final[0]['epoch']}; {METRIC_NAMES[metric]}: best {best[metric]:.4g} "
+        f"({best['member']})"
+    ]
+    if len(finite):
+        quantiles = np.quantile(finite, QUANTILES)
+        labels = "/".join(f"{q:.0%}" for q in QUANTILES)
+        lines.append(f"quantiles {labels} over members: " + ", ".join(f"{q:.4g}" for q in quantiles))
+    flagged = [f"{sum(bool(row[flag]) for row in final)} {flag}" for flag in ("diverged", "collapsed") if flag in best]
+    lines.append(", ".join(flagged))
+    return lines
 
 
-def heat_map(rows: list[dict[str, Any]], axes: list[str], epoch: int, path: Path) -> Figure:
-    """Mean test F1 (or test MSE for regression), over the other axes, on a grid of the first two axes."""
-    metric = main_metric(rows)
-    first, second = axes[0], axes[1] if len(axes) > 1 else None
-    xs = list(dict.fromkeys(json.dumps(r["values"][first]) for r in rows))
-    ys = list(dict.fromkeys(json.dumps(r["values"][second]) for r in rows)) if second else [""]
-    grid = np.full((len(ys), len(xs)), np.nan)
-    for j, y in enumerate(ys):
-        for i, x in enumerate(xs):
-            f1 = [
-                r[metric]
-                for r in rows
-                if r["epoch"] == epoch
-                and json.dumps(r["values"][first]) == x
-                and (not second or json.dumps(r["values"][second]) == y)
-            ]
-            grid[j, i] = np.mean(f1) if f1 else np.nan
-    figure = new_figure(1.2 * len(xs) + 2.5, 0.8 * len(ys) + 2.0)
-    ax = figure.add_subplot(1, 1, 1)
-    limits = {"vmin": 0, "vmax": 1} if metric == "test_f1" else {}
-    image = ax.imshow(grid, cmap="viridis", origin="lower", **limits)
-    ax.set_xticks(range(len(xs)), xs)
-    ax.set_yticks(range(len(ys)), ys)
-    ax.set_xlabel(first)
-    ax.set_ylabel(second or "")
-    for (j, i), value in np.ndenumerate(grid):
-        ax.text(i, j, f"{value:.3g}", ha="center", va="center", color="w")
-    ax.set_title(f"{'test macro F1' if metric == 'test_f1' else 'test MSE'} at epoch {epoch}")
-    figure.colorbar(image)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    return figure
+def readable_results(rows: list[dict[str, Any]], axes: list[str], markdown: bool) -> str:
+    """The final snapshot of every member, or for a large grid the summary and the best :data:`TOP_K`; each says
+    which rows it leaves out and that ``results.csv`` holds them."""
+    table = markdown_table if markdown else plain_table
+    final = final_rows(rows)
+    snapshots = sorted({row["epoch"] for row in rows})
+    earlier = len(rows) - len(final)
+    if len(final) <= TABLE_MEMBERS:
+        text = [table(*results_table(final, axes))]
+        if earlier:
+            text.append(f"Epoch {snapshots[-1]} shown; the {earlier} rows of epochs {snapshots[:-1]}: results.csv")
+        return "\n\n".join(text) if markdown else "\n".join(text)
+    best = ranked(final)[:TOP_K]
+    text = [
+        *summary_lines(final),
+        f"The {len(best)} best by {METRIC_NAMES[main_metric(final)]}:",
+        table(*results_table(best, axes)),
+        f"{len(rows) - len(best)} more rows ({len(final) - len(best)} members, snapshots {snapshots}): results.csv",
+    ]
+    return "\n\n".join(text) if markdown else "\n".join(text)
 
 
-def write_results(run_dir: Path, rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]], list[Path], dict]:
-    """``results.csv`` and ``results.md``, and one heat-map PNG per snapshot, in ``run_dir``.
-    Returns the table (columns, body), the PNG paths and the figures by epoch."""
+def write_results(run_dir: Path, rows: list[dict[str, Any]]) -> str:
+    """``results.csv`` (every row) and ``results.md`` (what :func:`readable_results` shows) in ``run_dir``; returns
+    the terminal's text."""
     axes = list(rows[0]["values"]) if rows else []
-    columns, body = results_table(rows, axes)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "results.md").write_text(markdown_table(columns, body) + "\n")
+    columns, body = results_table(rows, axes)
     with open(run_dir / "results.csv", "w", newline="") as f:
         csv.writer(f).writerows([columns, *body])  # quoted where a value holds a comma, e.g. [3, 3]
-    paths, drawn = [], {}
-    for epoch in sorted({r["epoch"] for r in rows}):
-        path = run_dir / f"{main_metric(rows)}_heat_map_epoch{epoch}.png"
-        drawn[epoch] = heat_map(rows, axes, epoch, path)
-        paths.append(path)
-    return columns, body, paths, drawn
+    (run_dir / "results.md").write_text(readable_results(rows, axes, markdown=True) + "\n")
+    return readable_results(rows, axes, markdown=False)

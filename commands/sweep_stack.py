@@ -17,21 +17,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from callbacks.checkpoints import AtomicCheckpointIO
 from callbacks.progress import PlainProgress
 from commands.sweep_grid import Member, SweepError
+from commands.sweep_memory import epochs_per_block
 from models.console import say
 from models.epoch_blocks import plan_blocks
-from models.sweep_module import StackedData, SweepModule, member_gradient_errors, shares_tensors, stack_loader
-
-BLOCK_BYTES = 64 * 2**20  # the stacked training rows of one Lightning step
-
-
-def epochs_per_block(stack: list[Member], epochs: int) -> int:
-    """Notebook epochs per Lightning epoch: as many whole epochs as fit a block of BLOCK_BYTES (0: an epoch does not
-    fit, so the stack streams it in batches). Members that share their data and order share each block's rows."""
-    data = [m.data for m in stack]
-    copies = 1 if shares_tensors(data) and (len({d.seed for d in data}) == 1 or not stack[0].shuffle) else len(stack)
-    x = data[0].x_train
-    epoch_bytes = copies * x.numel() * x.element_size()
-    return min(epochs, BLOCK_BYTES // epoch_bytes)
+from models.sweep_module import StackedData, SweepModule, member_gradient_errors, stack_loader
 
 
 class WithoutBlockCount(logging.Filter):
@@ -88,7 +77,8 @@ class StackCheckpoint(pl.Callback):
         self.path, self.resume_command = path, resume_command
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        trainer.save_checkpoint(self.path)
+        # weights_only=False said outright: the whole state is the point, and Lightning logs its default every save
+        trainer.save_checkpoint(self.path, weights_only=False)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt):
@@ -148,7 +138,7 @@ def train_stack(
     ``--sweep.resume`` goes on from there exactly."""
     first = stack[0]
     names = [m.name for m in stack]
-    per_block = epochs_per_block(stack, epochs)
+    per_block = epochs_per_block(stack, epochs, dtype)
     plan = plan_blocks(0, epochs, max(per_block, 1), snapshots)
     loader = stack_loader([m.data for m in stack], first.batch_size, first.shuffle, whole_epochs=per_block > 0)
     loader.set_epochs(plan[0])  # Lightning counts the loader's batches before the first epoch starts

@@ -3,8 +3,9 @@ MLP, SGD vs Adam.
 
 On the toy blobs, ReLU vs sigmoid (configs/sweeps/mnist_week_activations.yaml) and the optimiser grid
 SGD/Adam x lr 0.001/0.01/0.1 (configs/sweeps/mnist_week_optimizers.yaml) are sweeps; each runs as two
-stacks (an activation or an optimiser class is a stack of its own). The Fashion-MNIST runs (validation
-curves, the model graph, save and reload) stay single fits.
+stacks (an activation or an optimiser class is a stack of its own). On Fashion-MNIST the notebook's own runs
+(validation curves, the model graph, save and reload) are single fits, and the same two grids are sweeps of the
+784-256-256-10 MLP (configs/sweeps/fashion_mnist_optimizers.yaml, fashion_mnist_activations.yaml).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from matplotlib.figure import Figure
 from callbacks.figures import new_figure
 from callbacks.gradient_check import check_gradients
 from commands.sweep import SweepResult, run_sweep
+from commands.sweep_figures import grid_figures
 from experiments.probe import EpochProbe, split_metrics
 from experiments.report import Report
 from experiments.runner import ROOT, RunResult, run
@@ -33,6 +35,14 @@ TOY_CONFIG = ROOT / "configs" / "experiments" / "mnist_toy.yaml"
 DAY29_PRINTS = 4  # the notebook prints the loss every epochs // 4 epochs
 ACTIVATION_SWEEP = ROOT / "configs" / "sweeps" / "mnist_week_activations.yaml"
 OPTIMIZER_SWEEP = ROOT / "configs" / "sweeps" / "mnist_week_optimizers.yaml"
+FASHION_CONFIG = ROOT / "configs" / "experiments" / "fashion_mnist_mlp.yaml"
+FASHION_OPTIMIZER_SWEEP = ROOT / "configs" / "sweeps" / "fashion_mnist_optimizers.yaml"
+FASHION_ACTIVATION_SWEEP = ROOT / "configs" / "sweeps" / "fashion_mnist_activations.yaml"
+# The sweep files read the test split after each of 5 epochs, as the notebook runs 5; run_all trains 2: a stacked
+# member's epoch of this MLP costs several single fits' (docs/BENCHMARKS.md, W12), and two epochs already order the
+# learning rates. --quick trains one epoch on 5% of the training split (a larger validation split).
+FASHION_SWEEP_EPOCHS = 2
+QUICK_FASHION = ["--trainer.max_epochs=1", "--data.init_args.val_fraction=0.95"]
 ACTIVATION_AXIS = "model.init_args.net.activation"
 OPTIMIZER_AXIS = "model.init_args.optimizer.class_path"
 LR_AXIS = "model.init_args.optimizer.init_args.lr"
@@ -100,6 +110,19 @@ def toy_sweep(sweep_file: Path, epochs: int, work_dir: Path) -> tuple[SweepResul
     start = time.perf_counter()
     result = run_sweep(make_cli, args, str(sweep_file), str(work_dir / "runs"))
     return result, time.perf_counter() - start
+
+
+def fashion_sweep(sweep_file: Path, quick: bool, work_dir: Path) -> tuple[SweepResult, float]:
+    """The members of ``sweep_file`` on the Fashion-MNIST MLP config; result and seconds."""
+    epochs = QUICK_FASHION if quick else [f"--trainer.max_epochs={FASHION_SWEEP_EPOCHS}"]
+    args = ["--config", str(FASHION_CONFIG), *epochs, "--trainer.enable_progress_bar=false"]
+    start = time.perf_counter()
+    result = run_sweep(make_cli, args, str(sweep_file), str(work_dir / "runs"))
+    return result, time.perf_counter() - start
+
+
+def accuracy_by_epoch(result: SweepResult, member: str) -> list[float]:
+    return [row["test_accuracy"] for row in result.rows if row["member"] == member]
 
 
 def final_rows(result: SweepResult) -> list[dict]:
@@ -248,4 +271,48 @@ def main(report: Report, quick: bool, work_dir: Path) -> None:
         f"TensorBoard run with the model graph (Graphs tab): `tensorboard --logdir {log_dir}`. Weights saved "
         f"weights-only to `{saved.name}` and reloaded with `torch.load(weights_only=True)` into a new module: "
         f"test accuracy {reloaded_acc:.4f} (trained module: {sgd.last['test/accuracy']:.4f}).",
+    )
+    fashion_grids(report, quick, work_dir)
+
+
+def fashion_grids(report: Report, quick: bool, work_dir: Path) -> None:
+    """SGD vs Adam x learning rate, and ReLU vs sigmoid, on Fashion-MNIST: one sweep each."""
+    optimizers, optimizer_seconds = fashion_sweep(FASHION_OPTIMIZER_SWEEP, quick, work_dir)
+    activations, activation_seconds = fashion_sweep(FASHION_ACTIVATION_SWEEP, quick, work_dir)
+    epochs = max(row["epoch"] for row in optimizers.rows)
+    by_epoch = [f"test accuracy after epoch {e}" for e in sorted({row["epoch"] for row in optimizers.rows})]
+    optimizer_rows = [
+        [
+            r["values"][OPTIMIZER_AXIS].rsplit(".", 1)[-1],
+            f"{r['values'][LR_AXIS]:g}",
+            *accuracy_by_epoch(optimizers, r["member"]),
+            r["test_f1"],
+            f"{r['train_loss']:.4g}",
+            flags(r),
+        ]
+        for r in final_rows(optimizers)
+    ]
+    activation_rows = [
+        [r["values"][ACTIVATION_AXIS], *accuracy_by_epoch(activations, r["member"]), r["test_f1"], flags(r)]
+        for r in final_rows(activations)
+    ]
+    heat_map = next(f for f in grid_figures(optimizers.rows) if f.epoch == epochs)
+    image = report.figure(heat_map.figure, "mnist_week_fashion_optimizers", "SGD vs Adam x lr on Fashion-MNIST")
+    command = "python train.py sweep --config configs/experiments/fashion_mnist_mlp.yaml --trainer.max_epochs"
+    report.add(
+        f"### The grids on Fashion-MNIST, as sweeps ({epochs} epoch{'s' if epochs != 1 else ''})",
+        "The notebook's comparisons on the 784-256-256-10 ReLU MLP (batches of 128, one shared data order): every "
+        "member of a stack trains on the same batches. "
+        f"`{command} {epochs} --sweep configs/sweeps/fashion_mnist_optimizers.yaml`: "
+        f"{len(optimizer_rows)} members in two stacks (SGD, Adam), {optimizer_seconds:.0f} s. The sweep files read "
+        f"the test split after each of 5 epochs, as the notebook trains 5; here {epochs}, to keep this report "
+        "within minutes. Train loss: the last epoch's mean over its updates."
+        + (" Quick mode: one epoch on 5% of the training split." if quick else ""),
+        markdown_table(
+            ["optimizer", "lr", *by_epoch, "test macro F1", "train loss", "flags"], optimizer_rows, digits=4
+        ),
+        image,
+        f"`{command} {epochs} --sweep configs/sweeps/fashion_mnist_activations.yaml` (SGD lr 0.1; two stacks of "
+        f"one member, {activation_seconds:.0f} s):",
+        markdown_table(["activation", *by_epoch, "test macro F1", "flags"], activation_rows, digits=4),
     )

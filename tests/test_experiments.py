@@ -13,8 +13,10 @@ import yaml
 
 from callbacks.tensorboard_dashboard import TensorBoardDashboard
 from callbacks.tensorboard_logger import EpochTensorBoardLogger
-from experiments import lab04, run_all, week07
+from commands.sweep_memory import copies_per_row
+from experiments import lab04, mnist_week, run_all, week07
 from experiments.probe import EpochProbe, split_metrics
+from experiments.report import Report
 from experiments.runner import CONFIGS, QUIET, run
 from models.lightning_modules import MLPModule, NativeModule
 from models.spec import MLPSpec
@@ -68,6 +70,33 @@ def test_lab04_sweeps_equal_the_single_fits(tmp_path, sweep_file: str, axis: str
         before_each_update = [r["train/mse"] for r in single.records[:-1]]  # the lab prints the loss before update n
         curve = lab04.loss_curves(result, axis, key)[seed]
         np.testing.assert_allclose(curve, before_each_update, rtol=1e-12, atol=0)
+
+
+def test_fashion_mnist_sweep_files_hold_the_notebook_grids() -> None:
+    optimizers = sweep_file_content(str(mnist_week.FASHION_OPTIMIZER_SWEEP))
+    activations = sweep_file_content(str(mnist_week.FASHION_ACTIVATION_SWEEP))
+    assert optimizers["grid"] == {
+        mnist_week.OPTIMIZER_AXIS: ["torch.optim.SGD", "torch.optim.Adam"],
+        mnist_week.LR_AXIS: [0.001, 0.01, 0.1],
+    }
+    assert activations["grid"] == {mnist_week.ACTIVATION_AXIS: ["relu", "sigmoid"]}
+    assert optimizers["snapshots"] == activations["snapshots"] == [1, 2, 3, 4, 5]  # the notebook's 5 epochs
+
+
+@pytest.mark.slow
+@needs_debian_fashion
+def test_quick_fashion_grids_share_batches_and_report_every_member(tmp_path) -> None:
+    report = Report(tmp_path)
+    mnist_week.fashion_grids(report, quick=True, work_dir=tmp_path)
+    (section,) = report.sections
+    figures = r"\| 0\.\d{4} \| 0\.\d{4} \| [\d.]+ \| (?:no|.+) \|$"  # --quick: one epoch's accuracy, F1, loss
+    optimizers = re.findall(rf"^\| (SGD|Adam) \| ([\d.]+) {figures}", section, re.M)
+    assert optimizers == [(o, lr) for o in ("SGD", "Adam") for lr in ("0.001", "0.01", "0.1")]
+    assert re.findall(r"^\| (relu|sigmoid) \| 0\.\d{4} \| 0\.\d{4} \|", section, re.M) == ["relu", "sigmoid"]
+    assert (tmp_path / "results" / "mnist_week_fashion_optimizers.png").stat().st_size > 1000
+    result, _ = mnist_week.fashion_sweep(mnist_week.FASHION_OPTIMIZER_SWEEP, quick=True, work_dir=tmp_path)
+    assert [len(stack) for stack, _ in result.stacks] == [3, 3]
+    assert all(copies_per_row(stack) == 1 for stack, _ in result.stacks)  # one copy of each batch per stack
 
 
 def test_weights_only_file_reloads_into_a_new_module(tmp_path) -> None:

@@ -177,14 +177,14 @@ grid:
     rows = [line.split() for line in out.splitlines() if line.startswith("lr")]
     assert rows[0][-2:] == ["no", "no"] and rows[1][-2:] == ["yes", "yes"]
     run_dir = tmp_path / "runs/grid_sweep/version_0"
-    assert (run_dir / "results.csv").is_file() and (run_dir / "test_f1_heat_map_epoch3.png").is_file()
+    assert (run_dir / "results.csv").is_file() and (run_dir / "test_f1_by_lr.png").is_file()
     # TensorBoard: one run per member, with its loss curve and an HParams session
     for member in ("lr0.1", "lr1e+06"):
         events = EventAccumulator(str(run_dir / "members" / member)).Reload()
         assert "_hparams_/session_start_info" in events.Tags()["tensors"]
         assert [e.step for e in events.Scalars("train/loss_epoch")] == [1, 2, 3]
         assert [e.step for e in events.Scalars("final/test_f1")] == [3]
-    assert "sweep/heat_map" in EventAccumulator(str(run_dir)).Reload().Tags()["images"]
+    assert "sweep/test_f1_by_value" in EventAccumulator(str(run_dir)).Reload().Tags()["images"]
 
 
 @pytest.mark.parametrize(
@@ -310,7 +310,7 @@ class CtrlCInBlock(pl.Callback):
 def test_ctrl_c_in_the_middle_of_a_stack_resumes_from_its_last_block(tmp_path, monkeypatch) -> None:
     """Every block is checkpointed, not only snapshots: a stack cut in its third block goes on from the second."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("commands.sweep_stack.BLOCK_BYTES", 2 * 400 * 2 * 8)  # two week-4 epochs per block
+    monkeypatch.setattr("commands.sweep_stack.epochs_per_block", lambda stack, epochs, dtype: min(epochs, 2))
     args = week04(tmp_path, "--trainer.max_epochs=8", "--model.init_args.optimizer=torch.optim.Adam")
     grid = sweep_file(tmp_path, "grid:\n  model.init_args.optimizer.init_args.lr: [0.01, 0.05]\n")
     whole = run_sweep(make_cli, args, grid)
