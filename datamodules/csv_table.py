@@ -1,6 +1,6 @@
 """Reading numeric CSV tables into numbers, with errors that name the file, line and column.
 
-A table holds float64 numbers, not its cells' text: as Python strings, a 270 MB file of numbers took 4.6 GB.
+A table holds float64 numbers, not its cells' text: as Python strings, a large file's cells cost many times its size.
 Each cell that is not a finite number is kept as its kind (missing, text, not finite, running over lines), so
 every error still names its file, line and column; the few texts a caller needs (class labels, a cell an error
 quotes, the rows a prediction repeats) are read from the file again.
