@@ -57,15 +57,10 @@ def write_whole(path: Path, data: memoryview) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        os.replace(temporary, path)  # a kill, a Ctrl-C or a full disk leaves the old name or the new, whole file
     except BaseException:  # also Ctrl-C in the middle of the write
         temporary.unlink(missing_ok=True)
         raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)  # the rename itself reaches the disk
-    finally:
-        os.close(folder)
 
 
 def remove_left_behind(folder: Path) -> None:

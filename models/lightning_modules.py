@@ -469,7 +469,9 @@ class MLPModule(pl.LightningModule):
     def log_position(self) -> None:
         """``epoch`` (notebook epochs done) and ``step`` (optimiser updates): what Lightning names checkpoints by
         and what the epoch-keyed logger keys this epoch's values by."""
-        self.log_dict({"epoch": float(self.epochs_done), "step": float(self.updates_done)}, sync_dist=True)
+        # every rank holds the same counts: a sync only tells Lightning so, which it wants under DDP alone
+        position = {"epoch": float(self.epochs_done), "step": float(self.updates_done)}
+        self.log_dict(position, sync_dist=self.trainer.world_size > 1)
 
     def predict_step(self, batch: Tensor | tuple[Tensor, ...], batch_idx: int) -> Tensor:
         batch = self.as_model_dtype(batch)

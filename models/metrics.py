@@ -1,11 +1,14 @@
 """The project's one metric set, and the per-stage metrics a LightningModule owns.
 
-:func:`metric_collection` is the only place the metrics are listed: accuracy and macro precision, recall and F1
-for classifiers, MSE and MAE for regression. It serves one value per stage (the modules' train/val/test) and one
-value per group of rows in one call (each epoch of an epoch block, each member of a sweep's stack).
+The metrics are listed once (:data:`CLASSIFICATION`, :data:`REGRESSION`): accuracy and macro precision, recall
+and F1 for classifiers, MSE and MAE for regression, each as its torchmetrics class and functional twin. The
+classes serve one value per stage (the modules' train/val/test, synced over DDP ranks); the functions one value per
+group of rows in one call (each epoch of an epoch block, each member of a sweep's stack).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
@@ -16,6 +19,13 @@ from torchmetrics.classification import (
     MulticlassPrecision,
     MulticlassRecall,
 )
+from torchmetrics.functional import mean_absolute_error, mean_squared_error
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
 
 from models.console import say
 from models.layers.heads import output_activation, predicted_classes
@@ -25,28 +35,32 @@ from models.spec import MLPSpec
 STAGES = ("train", "val", "test")
 
 
-def metric_collection(spec: MLPSpec, prefix: str = "", groups: int | None = None) -> MetricCollection:
-    """Every metric of a net with ``spec``'s head, named ``<prefix><metric>``.
+# The one list of metrics: name -> (torchmetrics class, its functional twin, their common arguments). Classifiers
+# use macro averages but for accuracy; validate_args=False since the inputs are our own argmax predictions and
+# checked labels, and the checks would cost about a quarter of a tiny net's update.
+CLASSIFICATION = {
+    "accuracy": (MulticlassAccuracy, multiclass_accuracy, {"average": "micro"}),
+    "precision": (MulticlassPrecision, multiclass_precision, {"average": "macro"}),
+    "recall": (MulticlassRecall, multiclass_recall, {"average": "macro"}),
+    "f1": (MulticlassF1Score, multiclass_f1_score, {"average": "macro"}),
+}
+REGRESSION = {
+    "mse": (MeanSquaredError, mean_squared_error, {}),
+    "mae": (MeanAbsoluteError, mean_absolute_error, {}),
+}
 
-    ``groups``: values come per group, for inputs shaped (groups, rows) (:func:`grouped_metrics`), e.g. each epoch
-    of a block or each member of a stack.
-    """
+
+def metric_set(spec: MLPSpec) -> dict[str, tuple[type, Callable[..., Tensor], dict[str, object]]]:
     if spec.is_classifier:
-        # validate_args=False: inputs are our own argmax predictions and checked labels; the checks would cost
-        # about a quarter of a tiny net's update
-        common = dict(num_classes=spec.num_classes, validate_args=False)
-        if groups is not None:
-            common["multidim_average"] = "samplewise"
-        metrics = {
-            "accuracy": MulticlassAccuracy(average="micro", **common),
-            "precision": MulticlassPrecision(average="macro", **common),
-            "recall": MulticlassRecall(average="macro", **common),
-            "f1": MulticlassF1Score(average="macro", **common),
-        }
-    else:
-        outputs = groups or 1
-        metrics = {"mse": MeanSquaredError(num_outputs=outputs), "mae": MeanAbsoluteError(num_outputs=outputs)}
-    return MetricCollection(metrics, prefix=prefix)
+        common = {"num_classes": spec.num_classes, "validate_args": False}
+        return {name: (cls, fn, {**kwargs, **common}) for name, (cls, fn, kwargs) in CLASSIFICATION.items()}
+    return REGRESSION
+
+
+def metric_collection(spec: MLPSpec, prefix: str = "") -> MetricCollection:
+    """Every metric of a net with ``spec``'s head, as one collection of stateful torchmetrics objects (synced over
+    DDP ranks when computed), named ``<prefix><metric>``."""
+    return MetricCollection({name: cls(**kwargs) for name, (cls, _, kwargs) in metric_set(spec).items()}, prefix=prefix)
 
 
 def metric_inputs(spec: MLPSpec, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -57,15 +71,19 @@ def metric_inputs(spec: MLPSpec, logits: Tensor, target: Tensor) -> tuple[Tensor
 
 
 def grouped_metrics(spec: MLPSpec, logits: Tensor, target: Tensor, prefix: str = "") -> dict[str, Tensor]:
-    """One value per group of every metric: ``logits`` (G, rows, K) and ``target`` (G, rows[, K]) -> (G,) each."""
+    """One value per group of every metric, from the same list's functional twins in one call each (a block's
+    epochs, a stack's members: no state to keep): ``logits`` (G, rows, K), ``target`` (G, rows[, K]) -> (G,)."""
     preds, truth = metric_inputs(spec, logits, target)
     groups = preds.shape[0]
-    collection = metric_collection(spec, prefix, groups).to(preds.device)
-    if spec.is_classifier:
-        values = collection(preds, truth)
-    else:  # regression metrics take one column per output: (rows * K, G)
-        values = collection(preds.reshape(groups, -1).T, truth.reshape(groups, -1).T.to(preds.dtype))
-    return {name: value.reshape(groups) for name, value in values.items()}  # one group comes back as a scalar
+    values = {}
+    for name, (_, fn, kwargs) in metric_set(spec).items():
+        if spec.is_classifier:
+            value = fn(preds, truth, multidim_average="samplewise", **kwargs)
+        else:  # one column per group: (rows * K, G)
+            columns = preds.reshape(groups, -1).T, truth.reshape(groups, -1).T.to(preds.dtype)
+            value = fn(*columns, num_outputs=groups, **kwargs)
+        values[f"{prefix}{name}"] = value.reshape(groups)  # one group comes back as a scalar
+    return values
 
 
 class StageMetrics(nn.Module):
