@@ -95,19 +95,26 @@ def unequal_update_counts(rows_per_rank: list[list[int]], rows_per_update: int) 
 
 
 def update_loop(
-    chain: LayerChain, x: Array, target: Array, chunks: list[slice], step: Callable[[list[Array]], None]
+    chain: LayerChain,
+    x: Array,
+    target: Array,
+    chunks: list[slice],
+    step: Callable[[list[Array]], None],
+    keep_logits: bool = True,
 ) -> tuple[list[Array], list[Array]]:
     """The hand-derived updates, one per chunk of rows (axis -2): loss, gradients, ``step(gradients)``.
 
     Serves the NumPy path of one net and the sweep's stacks alike (there ``chain`` holds weights with
-    a member dimension and each loss is one per member). Returns every update's loss and logits.
+    a member dimension and each loss is one per member). Returns every update's loss and, with ``keep_logits``,
+    its logits (a sweep reads none: kept, they would cost memory per update and member).
     """
     labels = target.ndim < x.ndim  # class labels (M?, N), else targets (M?, N, K)
     losses, logits = [], []
     for rows in chunks:
         losses.append(chain.loss(x[..., rows, :], target[..., rows] if labels else target[..., rows, :]))
         step(chain.backward())
-        logits.append(chain.z)
+        if keep_logits:
+            logits.append(chain.z)
     return losses, logits
 
 

@@ -68,6 +68,9 @@ class LayerChain:
                     assert generator is not None, "dropout needs the net's generator"
                     self.layers.append(Dropout(spec.dropout, generator))
         self.head = head_layer(spec.head, spec.reduction)
+        # in parameter order: conv and dense layers, then the batch norms (gamma, beta)
+        self.with_params = [layer for layer in self.layers if isinstance(layer, (Conv2d, Dense))]
+        self.with_params += [layer for layer in self.layers if isinstance(layer, BatchNorm)]
 
     def set_training(self, training: bool) -> None:
         for layer in self.layers:
@@ -96,9 +99,7 @@ class LayerChain:
             grad = layer.backward(grad)
             if grad is None:  # the first parameterised layer: nothing upstream wants dL/dinput
                 break
-        norms = [layer for layer in self.layers if isinstance(layer, BatchNorm)]
-        others = [layer for layer in self.layers if not isinstance(layer, BatchNorm)]
-        return [g for layer in [*others, *norms] for g in getattr(layer, "grads", [])]
+        return [g for layer in self.with_params for g in layer.grads]
 
 
 class ManualMLP(MLPParameters):

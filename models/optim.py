@@ -28,14 +28,17 @@ State = dict[str, Any]  # one parameter's optimiser state, under torch.optim's n
 
 
 def copy_array(a: Array) -> Array:
-    return a.copy() if xp.is_numpy(a) else a.clone()
+    """A copy in ``a``'s own memory layout (a stack laid out member-last stays so)."""
+    return a.copy(order="K") if xp.is_numpy(a) else a.clone()
 
 
-def per_member(lr: Array | float, like: Array) -> Array | float:
-    """A number stays a number; (M,) -> (M, 1, ...) to broadcast against a stacked parameter like ``like``."""
+def per_member_rates(lr: Array | float, params: list[Array]) -> list[Array | float]:
+    """The learning rate for each parameter: a number stays a number; one rate per member (M,) becomes
+    (M, 1, ...) to broadcast against that stacked parameter (one reshape per number of dimensions)."""
     if isinstance(lr, (int, float)):
-        return lr
-    return lr.reshape(lr.shape[0], *([1] * (like.ndim - 1)))
+        return [lr] * len(params)
+    shaped = {ndim: lr.reshape(lr.shape[0], *([1] * (ndim - 1))) for ndim in {p.ndim for p in params}}
+    return [shaped[p.ndim] for p in params]
 
 
 class StateArrays:
@@ -73,7 +76,8 @@ class SGD:
     def step(self, params: list[Array], grads: list[Array]) -> None:
         h = self.hyper
         momentum, dampening, weight_decay = h.get("momentum", 0.0), h.get("dampening", 0.0), h.get("weight_decay", 0.0)
-        for p, g, state in zip(params, grads, self.states):
+        lr = per_member_rates(h["lr"], params)
+        for p, g, state, rate in zip(params, grads, self.states, lr):
             if weight_decay:
                 g = g + weight_decay * p
             if momentum:
@@ -84,7 +88,7 @@ class SGD:
                     buf *= momentum
                     buf += (1 - dampening) * g
                 g = g + momentum * buf if h.get("nesterov", False) else buf
-            p -= per_member(h["lr"], p) * g
+            p -= rate * g
 
 
 class Adam:
@@ -98,7 +102,8 @@ class Adam:
         h = self.hyper
         beta1, beta2 = h.get("betas", (0.9, 0.999))
         eps, weight_decay = h.get("eps", 1e-8), h.get("weight_decay", 0.0)
-        for p, g, state in zip(params, grads, self.states):
+        lr = per_member_rates(h["lr"], params)
+        for p, g, state, rate in zip(params, grads, self.states, lr):
             if weight_decay:
                 g = g + weight_decay * p
             m = self.arrays.get(state, "exp_avg", p)
@@ -114,7 +119,7 @@ class Adam:
             v *= beta2
             v += (1 - beta2) * (g * g)
             denom = xp.sqrt(v) / (1 - beta2**steps) ** 0.5 + eps
-            p -= (per_member(h["lr"], p) / (1 - beta1**steps)) * (m / denom)
+            p -= (rate / (1 - beta1**steps)) * (m / denom)
 
 
 RULES = {torch.optim.SGD: SGD, torch.optim.Adam: Adam}

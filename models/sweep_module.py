@@ -26,7 +26,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from datamodules.tensor_loader import TensorBatchLoader
 from models.divergence import REFERENCE_ROWS, DivergenceRule
-from models.engine import epoch_chunks, row_chunks, update_loop
+from models.engine import NUMPY_PATH_MAX_PARAMETERS, epoch_chunks, row_chunks, update_loop
 from models.init import initial_parameters
 from models.layers import xp
 from models.layers.heads import head_layer, predicted_classes
@@ -37,6 +37,8 @@ from models.optim import SGD, Adam, copy_array
 from models.spec import MLPSpec
 
 CURVE_POINTS = 500  # epochs logged per curve at most
+# From this many members on, a NumPy stack keeps its member axis innermost in memory (see ``lay_out_members_last``).
+MEMBERS_LAST_MIN = 128
 
 
 @dataclass
@@ -130,6 +132,22 @@ class AutogradStack:
         return list(self.grads)
 
 
+def members_last_copy(a: np.ndarray | Tensor) -> np.ndarray | Tensor:
+    """The same stack (M, ...) laid out with the member axis innermost in memory."""
+    if xp.is_numpy(a):
+        return np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 0, -1)), -1, 0)
+    return a.detach().movedim(0, -1).contiguous().movedim(-1, 0)
+
+
+def copy_like(param: np.ndarray | Tensor, values: np.ndarray | Tensor) -> np.ndarray | Tensor:
+    """A copy of ``values`` (optimiser state of ``param``'s shape, or a number's) in ``param``'s memory layout."""
+    if values.shape != param.shape:
+        return copy_array(values)
+    out = np.empty_like(param) if xp.is_numpy(param) else torch.empty_like(param)
+    out[...] = values
+    return out
+
+
 def widest_spec(specs: list[MLPSpec]) -> MLPSpec:
     """The net a stack computes: every hidden layer as wide as its widest member's (the others are padded)."""
     widest = [max(sizes) for sizes in zip(*(s.hidden_sizes for s in specs))]
@@ -171,11 +189,13 @@ class SweepModule(pl.LightningModule):
         self.rows_per_update, self.plan = rows_per_update, plan
         self.epochs = plan[-1].stop if plan else 0
         self.hand_derived = hand_derived  # False: the autograd twin (AutogradStack)
+        sizes = self.spec.layer_sizes
+        per_net = sum(i * o + (o if self.spec.bias else 0) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.numpy_path = hand_derived and per_net <= NUMPY_PATH_MAX_PARAMETERS  # as for a single run
         self.divergence = divergence or DivergenceRule()
         self.diverged_at: list[int | None] = [None] * len(specs)
         self.results: list[dict[str, object]] = []
         self.train_losses: list[np.ndarray] = []  # per notebook epoch, one loss per member
-        sizes = self.spec.layer_sizes
         weights, biases, masks = [], [], []
         per_member = [initial_parameters(s) for s in specs]  # exactly each member's single-run draw
         for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -199,8 +219,9 @@ class SweepModule(pl.LightningModule):
 
     # ---- the stack as arrays: NumPy views on the CPU, the tensors themselves elsewhere --------
     def arrays(self, t: Tensor) -> np.ndarray | Tensor:
-        """NumPy views for hand-derived updates on the CPU (lower per-call cost), else the tensors."""
-        return t.detach().numpy() if self.hand_derived and t.device.type == "cpu" else t.detach()
+        """NumPy views for hand-derived updates of tiny nets on the CPU (lower per-call cost), else the tensors
+        (whose kernels are faster on matrices of a few hundred rows and columns, and run on any device)."""
+        return t.detach().numpy() if self.numpy_path and t.device.type == "cpu" else t.detach()
 
     def layer_params(self) -> list[nn.Parameter]:
         """In layer order, each weight then its bias, as the layers list their grads."""
@@ -246,17 +267,36 @@ class SweepModule(pl.LightningModule):
     def configure_optimizers(self) -> None:
         return None  # the stacked optimiser below holds one lr and one state per member
 
+    @torch.no_grad()
+    def lay_out_members_last(self) -> None:
+        """Parameters and masks with the member axis innermost in memory, same shapes and values. On the NumPy
+        path a stack of many tiny nets then runs each layer's products as einsums and every other operation as
+        one vectorised pass over all members (:mod:`models.layers.xp`); fewer members run faster as they are."""
+        numpy_stack = xp.is_numpy(self.arrays(self.weights[0]))
+        if not numpy_stack or self.shard.stop - self.shard.start < MEMBERS_LAST_MIN or self.members_last:
+            return
+        for params in (self.weights, self.biases):
+            for k, param in enumerate(params):
+                params[k] = nn.Parameter(members_last_copy(param))
+        for k in range(len(self.weights)):
+            setattr(self, f"mask{k}", members_last_copy(getattr(self, f"mask{k}")))
+
+    @property
+    def members_last(self) -> bool:
+        return xp.members_last(self.arrays(self.weights[0]))
+
     def on_train_start(self) -> None:
         self.shard = self.member_shard()
+        self.lay_out_members_last()
         self.params = [p[self.shard] for p in self.stacked_params()]
         hyper = {"lr": self.arrays(self.lrs.clone())[self.shard], **self.optimizer_kwargs}  # a frozen member: lr 0
         states: list[dict[str, object]] = [{} for _ in self.params]
         if self.optimizer_states is not None:  # resumed from a checkpoint
             hyper["lr"] = self.arrays(self.optimizer_states[0]["lr"].to(self.device))[self.shard]
-            for state, saved in zip(states, self.optimizer_states[1:]):
+            for state, saved, param in zip(states, self.optimizer_states[1:], self.params):
                 for key, value in saved.items():
                     mine = value[self.shard].to(self.device) if isinstance(value, Tensor) else value
-                    state[key] = copy_array(self.arrays(mine)) if isinstance(mine, Tensor) else mine
+                    state[key] = copy_like(param, self.arrays(mine)) if isinstance(mine, Tensor) else mine
         self.optimizer = {"sgd": SGD, "adam": Adam}[self.optimizer_name](hyper, states)
         if self.initial_loss is None:
             self.initial_loss = self.measure_initial_loss()
@@ -293,22 +333,27 @@ class SweepModule(pl.LightningModule):
         if loader.member_orders or loader.per_member_tensors:
             x, y = x[self.shard], y[self.shard]  # this rank's members
         x, y = self.arrays(x.to(self.dtype)), self.arrays(y)
+        if self.members_last and x.ndim == 3:  # each member's own rows, laid out as the weights
+            x, y = members_last_copy(x), members_last_copy(y)
         epochs = self.plan[self.current_epoch]
         if loader.grouped():
             chunks_per_epoch = epoch_chunks(loader.batch_rows(), len(epochs), self.rows_per_update)
         else:
             chunks_per_epoch = [row_chunks(x.shape[-2], self.rows_per_update)]
-        chunks = [rows for epoch in chunks_per_epoch for rows in epoch]
+        chain = self.chain(self.shard)
+        sums = []  # per epoch, each member's summed loss: memory per epoch, not per update
         with np.errstate(all="ignore"):  # a diverging member's overflow is reported below, not warned
-            losses, _ = update_loop(self.chain(self.shard), x, y, chunks, self.step)
-        stacked = np.stack(losses) if xp.is_numpy(losses[0]) else torch.stack(losses)  # (updates, members here)
+            for chunks in chunks_per_epoch:
+                losses, _ = update_loop(chain, x, y, chunks, self.step, keep_logits=False)
+                sums.append(sum(losses[1:], losses[0]))
         if loader.grouped():
             updates = len(chunks_per_epoch[0])  # every epoch of a block has as many updates
-            self.end_of_epochs(epochs, stacked.reshape(len(epochs), updates, -1).sum(1) / updates)
+            stacked = np.stack(sums) if xp.is_numpy(sums[0]) else torch.stack(sums)  # (epochs, members here)
+            self.end_of_epochs(epochs, stacked / updates)
         else:  # one epoch in batches: its mean loss once it ends
-            total = stacked.sum(0)
+            total = sums[0]
             self.epoch_loss_sum = total if self.epoch_loss_sum is None else self.epoch_loss_sum + total
-            self.epoch_updates += len(chunks)
+            self.epoch_updates += len(chunks_per_epoch[0])
 
     def on_train_epoch_end(self) -> None:
         if self.epoch_loss_sum is not None:
@@ -357,7 +402,7 @@ class SweepModule(pl.LightningModule):
         shared = shares_tensors(members)
         x_test = members[0].x_test if shared else torch.stack([m.x_test for m in members])
         y_test = members[0].y_test if shared else torch.stack([m.y_test for m in members])
-        x_test, y_test = x_test.to(self.device, torch.float64), y_test.to(self.device)
+        x_test, y_test = x_test.to(self.device, self.dtype), y_test.to(self.device)
         with np.errstate(all="ignore"):
             z = torch.as_tensor(self.chain().logits(self.arrays(x_test)))  # (M, rows, K)
         if shared:

@@ -24,6 +24,9 @@ def as_rows(target: Array, z: Array, width: int | None) -> Array:
     """Targets shaped to broadcast against Z (M?, N, K): labels (M?, N) (``width`` None) or values (M?, N, width).
     Targets without the member dimension serve every member (a sweep's shared batch)."""
     n = z.shape[-2]
+    rows = (n,) if width is None else (n, width)
+    if target.shape[-len(rows) :] == rows:  # already (M?, N) or (M?, N, width): the usual case, kept cheap
+        return target
     members = z.shape[:-2] if math.prod(target.shape) == math.prod(z.shape[:-2]) * n * (width or 1) else ()
     return target.reshape(*members, n, *([width] if width else []))
 
@@ -32,11 +35,13 @@ class _Head:
     def __init__(self, reduction: Reduction = "mean") -> None:
         self.reduction = reduction
 
-    def _reduce(self, per_entry: Array) -> Array:
-        """Loss terms (M?, N, K) -> (M?,): summed over outputs and examples in one call (a NumPy call costs
-        more than these tiny arrays' arithmetic), then divided by N for ``mean``; keeps d(loss)/d(term)."""
+    def _reduce(self, per_entry: Array, factor: float = 1.0) -> Array:
+        """Loss terms (M?, N, K) -> factor * their sum over examples and outputs (M?,), divided by N for ``mean``:
+        one sum and at most one product (a NumPy call costs more than these tiny arrays' arithmetic). Keeps
+        d(loss)/d(term) / factor as ``scale``."""
         self.scale = 1.0 / per_entry.shape[-2] if self.reduction == "mean" else 1.0
-        return per_entry.sum((-2, -1)) * self.scale
+        total = per_entry.sum((-2, -1))
+        return total if factor * self.scale == 1.0 else total * (factor * self.scale)
 
 
 class SoftmaxCrossEntropy(_Head):
@@ -44,10 +49,13 @@ class SoftmaxCrossEntropy(_Head):
 
     def forward(self, z: Array, target: Array) -> Array:
         shifted = z - xp.last_axis_max(z)  # (M?, N, K), max 0 per row: exp cannot overflow
-        log_p = shifted - xp.log(xp.last_axis_sum(xp.exp(shifted)))  # log-softmax (M?, N, K)
+        e = xp.exp(shifted)
+        total = xp.last_axis_sum(e)  # (M?, N, 1)
+        log_p = shifted - xp.log(total)  # log-softmax (M?, N, K)
         y = xp.one_hot_like(as_rows(target, z, None), z)  # Y, one-hot of the labels: (M?, N, K)
-        loss = -self._reduce(log_p * y)  # -sum_k Y log P = -log p_y per example, then over the N examples
-        self.dz = (xp.exp(log_p) - y) * self.scale  # (P - Y) / N: (M?, N, K)
+        loss = self._reduce(log_p * y, -1.0)  # -sum_k Y log P = -log p_y per example, then over the N examples
+        dz = e / total - y  # P - Y: (M?, N, K)
+        self.dz = dz if self.scale == 1.0 else dz * self.scale  # (P - Y) / N
         return loss
 
     def backward(self) -> Array:
@@ -78,9 +86,11 @@ class MeanSquaredError(_Head):
     def forward(self, z: Array, target: Array) -> Array:
         out = xp.sigmoid(z) if self.sigmoid_output else z  # (M?, N, K)
         err = out - xp.cast_like(as_rows(target, z, z.shape[-1]), z)  # (M?, N, K)
-        loss = 0.5 * self._reduce(err * err)  # 1/2 sum_k e_k^2 per example, then over the N examples
-        dout = err * self.scale  # d(1/2 e^2)/d out = e
-        self.dz = dout * (out * (1.0 - out)) if self.sigmoid_output else dout  # times sigma' for the delta rule
+        loss = self._reduce(err * err, 0.5)  # 1/2 sum_k e_k^2 per example, then over the N examples
+        dout = err if self.scale == 1.0 else err * self.scale  # d(1/2 e^2)/d out = e
+        if self.sigmoid_output:
+            dout *= out * (1.0 - out)  # times sigma' for the delta rule; dout is this call's own array
+        self.dz = dout
         return loss
 
     def backward(self) -> Array:

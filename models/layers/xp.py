@@ -22,7 +22,9 @@ def is_numpy(x: Array) -> bool:
 
 def sigmoid(z: Array) -> Array:
     if is_numpy(z):  # exp(-z) overflows to inf for z < -709, giving the right limit 0; the update
-        return 1.0 / (1.0 + np.exp(-z))  # loops run under np.errstate, which costs more than the exp
+        e = np.exp(-z)  # loops run under np.errstate, which costs more than the exp
+        e += 1.0
+        return np.divide(1.0, e, out=e)  # 1 / (1 + exp(-z)) in one array: a large stack's passes cost memory traffic
     return torch.sigmoid(z)
 
 
@@ -56,7 +58,7 @@ def absolute(z: Array) -> Array:
 
 def last_axis_max(z: Array) -> Array:
     """Max over the last axis, kept as a length-1 axis: (..., K) -> (..., 1)."""
-    return z.max(axis=-1, keepdims=True) if is_numpy(z) else z.amax(dim=-1, keepdim=True)
+    return np.maximum.reduce(z, axis=-1, keepdims=True) if is_numpy(z) else z.amax(dim=-1, keepdim=True)
 
 
 def last_axis_sum(z: Array) -> Array:
@@ -75,13 +77,53 @@ def cast_like(a: Array, like: Array) -> Array:
     return a.astype(like.dtype, copy=False) if is_numpy(like) else a.to(like.dtype)
 
 
-def affine(a: Array, weight: Array, bias: Array | None) -> Array:
-    """a @ weight.mT + bias, with torch's fused ``addmm`` for the plain 2-D case."""
-    if bias is None:
-        return a @ weight.mT
-    if not is_numpy(a) and a.dim() == 2 and weight.dim() == 2:
-        return torch.addmm(bias, a, weight.T)
-    return a @ weight.mT + bias[..., None, :]
+def members_last(a: Array) -> bool:
+    """Whether a NumPy stack ``(M, ...)`` keeps its member axis innermost in memory (:mod:`models.sweep_module` lays
+    out many tiny nets so). The products below then take the einsum form, one pass over all members; a stacked
+    ``@`` pays per matrix, which for thousands of 3x3 matrices costs more than their arithmetic."""
+    return is_numpy(a) and a.ndim == 3 and a.shape[0] > 1 and a.strides[0] == a.itemsize
+
+
+def affine(a: Array, weight: Array, bias: Array | None, einsum: bool = False) -> Array:
+    """Z = A W^T + b: A (M?, N, in), W (M?, out, in), b (M?, out) -> Z (M?, N, out); a stack's A may be one batch
+    (N, in) that every member reads.
+
+    The product takes the fastest form for its operands: ``einsum`` for a stack laid out member-last; for torch
+    stacks reading one batch, one GEMM (N, in) @ (in, M out) (a broadcast ``@`` copies A per member); torch's fused
+    ``addmm`` for one net; else ``@``.
+    """
+    if einsum:
+        z = np.einsum("...ni,...oi->...no", a, weight)
+    elif is_numpy(weight) or a.ndim == weight.ndim:
+        if bias is not None and weight.ndim == 2 and not is_numpy(weight):
+            return torch.addmm(bias, a, weight.T)
+        z = a @ weight.mT
+    else:
+        members, out, fan_in = weight.shape
+        every_member = weight.reshape(members * out, fan_in).T  # (in, M out)
+        z = a @ every_member if bias is None else torch.addmm(bias.reshape(-1), a, every_member)
+        return z.reshape(-1, members, out).transpose(0, 1)
+    if bias is not None:
+        z += bias[..., None, :]  # z is this call's own array
+    return z
+
+
+def weight_grad(dz: Array, a: Array, weight: Array, einsum: bool = False) -> Array:
+    """dW = dZ^T A: dZ (M?, N, out), A (M?, N, in) or a stack's one batch (N, in) -> (M?, out, in), in the form
+    :func:`affine` took (for torch stacks reading one batch, one GEMM (M out, N) @ (N, in))."""
+    one_row = dz.shape[-2] == 1  # single-example SGD: dW is the outer product, a broadcast product costs less
+    if einsum:  # dW laid out as W, so that the optimiser's update is one pass over both
+        out = np.empty_like(weight)
+        return np.multiply(dz.mT, a, out=out) if one_row else np.einsum("...no,...ni->...oi", dz, a, out=out)
+    if is_numpy(weight) or a.ndim == weight.ndim:
+        return dz.mT * a if one_row else dz.mT @ a
+    members, rows, out = dz.shape
+    return (dz.transpose(0, 1).reshape(rows, members * out).T @ a).reshape(members, out, -1)
+
+
+def input_grad(dz: Array, weight: Array, einsum: bool = False) -> Array:
+    """dA = dZ W: dZ (M?, N, out), W (M?, out, in) -> (M?, N, in)."""
+    return np.einsum("...no,...oi->...ni", dz, weight) if einsum else dz @ weight
 
 
 def sqrt(z: Array) -> Array:
