@@ -27,6 +27,8 @@ from benchmarks import (  # noqa: E402
     w6_dashboard_cost,
     w7_long_runs,
     w10_fashion_load,
+    w11_sweep_command,
+    w12_fashion_sweep,
     w13_csv_memory,
 )
 from benchmarks.timing import Timing  # noqa: E402
@@ -102,7 +104,8 @@ def w3_section(result: dict) -> list[str]:
         "ratio leaves that out: the 90,000 updates stacked against the same updates one config at a time. "
         "`stacked_numpy_floor` is the same grid stacked by hand, the update written as the fewest NumPy calls "
         "(no layers, no Lightning, nothing logged; `benchmarks/baselines.py`): the most that stacking in NumPy "
-        "can give, without the sweep's fixed cost.",
+        "can give, without the sweep's fixed cost. With that cost added it is the floor of any sweep that runs "
+        "its updates as NumPy calls: where the floor exceeds 0.1x, so must the sweep.",
     )
 
 
@@ -188,28 +191,56 @@ def w13_section(result: dict) -> list[str]:
     ]
 
 
-def w11_section(rows: list[dict], figure_dir: Path) -> list[str]:
-    """The sweep's scaling, as a table and a log-log figure next to the report."""
+def w11_section(result: dict, figure_dir: Path) -> list[str]:
+    """10,000 tiny members: the whole command against the notebook, its floors, the training's share of the sgemm
+    rate, the candidate forms of one update, and the scaling from 1 to 10,000 members (a table and a figure)."""
+    rows = result["scaling"]
     figure = new_figure(5.5, 3.8)
     ax = figure.add_subplot(1, 1, 1)
     members = [r["members"] for r in rows]
-    ax.loglog(members, [r["seconds"] for r in rows], marker="o", label="whole sweep, s")
+    ax.loglog(members, [r["seconds"] for r in rows], marker="o", label="in-process sweep, s")
+    ax.loglog(members, [r["training_s"] for r in rows], marker="^", label="its training, s")
     ax.loglog(members, [r["per_member_ms"] / 1e3 for r in rows], marker="s", label="per member, s")
     ax.set_xlabel("members in the stack")
     ax.legend()
     figure_dir.mkdir(parents=True, exist_ok=True)
     figure.savefig(figure_dir / "sweep_scaling.png", dpi=100)
-    formats = {"members": "d", "seconds": ".2f", "per_member_ms": ".2f", "peak_rss_mb": ".0f", "sweep_mb": ".0f"}
+    formats = {
+        "members": "d",
+        "seconds": ".2f",
+        "training_s": ".2f",
+        "per_member_ms": ".2f",
+        "peak_rss_mb": ".0f",
+        "sweep_mb": ".0f",
+    }
     table = [[format(r[key], spec) for key, spec in formats.items()] for r in rows]
+    candidates = [[name, f"{us:.0f}"] for name, us in result["candidates_us"].items()]
     return [
-        "## W11: sweep scaling",
+        *timed_section(
+            "## W11: 10,000 week-4 members through the whole sweep command",
+            f"The week-4 net (2-3-3-2 sigmoid, no bias, float64) with {w11_sweep_command.MEMBERS:,} learning rates, "
+            f"{w11_sweep_command.EPOCHS} epochs of single-example SGD on 400 rows: `python train.py sweep` in a fresh "
+            "process as a user runs it (start-up, parsing, data, training, evaluation, results, figures, TensorBoard "
+            "runs) against one notebook NumPy run of the same net (`benchmarks/baselines.py`, 30 epochs). The floors: "
+            "a fresh interpreter importing Lightning, and the whole command for one member and one epoch.",
+            result,
+            {"whole command / notebook_numpy_run": 8.0},
+            f"Training alone (inside the stack's fit, {w11_sweep_command.MEMBERS:,} members): "
+            f"{result['training_s']:.2f} s for {result['training_gflop']:.1f} GFLOP of matrix products "
+            f"({w11_sweep_command.FLOP_PER_MEMBER_UPDATE} per member and update, counted as W2 counts them) = "
+            f"{result['training_gflops']:.2f} GFLOP/s, {100 * result['training_gflops'] / result['sgemm_gflops']:.1f}% "
+            f"of the sgemm rate measured in this run ({result['sgemm_gflops']:.0f} GFLOP/s).",
+        ),
+        f"One stacked update of {w11_sweep_command.MEMBERS:,} members reading one shared row, through the layers and "
+        "SGD, per candidate form (the sweep lays out NumPy stacks of 128 members or more member-last):",
         "",
-        "The week-4 net (2-3-3-2, 400 rows x 30 epochs of single-example SGD) with 1 to 10,000 learning rates stacked "
-        "in one sweep, each count in a fresh process (in-process `train.py sweep`, after a one-member sweep so that "
-        "first-use costs stay outside the seconds). Peak RSS is that process's high-water mark (imports included); "
-        "the last column is what the sweep added to it.",
+        markdown_table(["form", "us per update"], candidates),
         "",
-        markdown_table(["members", "seconds", "ms per member", "peak RSS MB", "sweep's own MB"], table),
+        "Scaling: 1 to 10,000 learning rates in one stack, each count in-process in a fresh process (after a "
+        "one-member sweep, so that first-use costs stay outside the seconds); peak RSS is that process's high-water "
+        "mark (imports included), the last column what the sweep added to it.",
+        "",
+        markdown_table(["members", "seconds", "training s", "ms per member", "peak RSS MB", "sweep's own MB"], table),
         "",
         f"![sweep scaling]({figure_dir.name}/sweep_scaling.png)",
         "",
@@ -236,6 +267,23 @@ def first_minutes_section(repeats: int) -> list[str]:
     ]
 
 
+def w12_section(result: dict) -> list[str]:
+    achieved = ", ".join(f"{name}: {rate:.1f} GFLOP/s" for name, rate in result["achieved_gflops"].items())
+    return timed_section(
+        "## W12: 4 Fashion-MNIST members on shared batches",
+        "784-256-256-10 ReLU, batch 128, learning rates {0.05, 0.1, 0.2, 0.3}, float32, one epoch of 54,000 rows: "
+        "`train.py sweep --config configs/fashion_mnist.yaml` in-process (the epoch timed inside its fit; the members "
+        "share every batch, and the first layer is one GEMM for all four) against one epoch of W2's plain "
+        "preloaded-tensor loop for one net, interleaved; the command in a fresh process once.",
+        result,
+        {"sweep_epoch / preloaded_loop": 2.0},
+        f"Measured sgemm rate: {result['sgemm_gflops']:.1f} GFLOP/s ({result['threads']} threads); {achieved}. "
+        "The floor is the four members' matrix products at that rate.",
+        "Largest |parameter difference| between the lr-0.1 member and its own one-epoch `train.py fit` in float32: "
+        f"{result['float32_member_difference']:.1e}.",
+    )
+
+
 def array_api_section(result: dict) -> list[str]:
     return [
         "## Array API dispatch (recorded only)",
@@ -257,7 +305,8 @@ WORKLOADS = {  # name: (run it with the number of interleaved rounds and the rep
     "w6": (lambda repeats, out: w6_section(w6_dashboard_cost.run(repeats))),
     "w7": (lambda repeats, out: w7_section(w7_long_runs.run(repeats))),
     "w10": (lambda repeats, out: w10_section(w10_fashion_load.run(repeats))),
-    "w11": (lambda repeats, out: w11_section(sweeps.scaling(), out.parent / "benchmarks")),
+    "w11": (lambda repeats, out: w11_section(w11_sweep_command.run(repeats), out.parent / "benchmarks")),
+    "w12": (lambda repeats, out: w12_section(w12_fashion_sweep.run(min(repeats, 3)))),
     "w13": (lambda repeats, out: w13_section(w13_csv_memory.run())),
     "array_api": (lambda repeats, out: array_api_section(array_api_cost.measure())),
     "first": (lambda repeats, out: first_minutes_section(min(repeats, 3))),

@@ -1,22 +1,16 @@
 """W5 and W3 through the sweep: the week-4 grid (36 trajectories x 100 epochs of single-example SGD,
 snapshots at 30/60/100) and Lab 4's grid (9 configs x 10,000 full-batch epochs), each trained as one
-`train.py sweep` in-process against the notebooks' own loops run one config after another, plus the
-sweep's scaling from 1 to 10,000 members of the week-4 net (30 epochs)."""
+`train.py sweep` in-process against the notebooks' own loops run one config after another. The sweep's scaling to
+10,000 members is W11 (:mod:`benchmarks.w11_sweep_command`)."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.baselines import lab4_stacked_numpy_floor, lab4_torch_delta_rule, week04_numpy_sgd
-from benchmarks.timing import Timing, peak_rss_mb
+from benchmarks.timing import Timing
 from benchmarks.w7_long_runs import shipped_fit
 from commands.sweep import run_sweep
 from datamodules.synthetic import week04_blobs
@@ -94,47 +88,6 @@ def lab4_grid(epochs: int = 10_000) -> dict[str, object]:
             "sweep / plain_loop": sweep / loop,
             "(sweep - sweep_one_epoch) / plain_loop": (sweep - fixed) / loop,
             "stacked_numpy_floor / plain_loop": floor / loop,
+            "floor: (sweep_one_epoch + stacked_numpy_floor) / plain_loop": (fixed + floor) / loop,
         },
     }
-
-
-def scaling_point(members: int, epochs: int) -> dict[str, float]:
-    """One scaling point in this process: seconds of the sweep, and the process's memory high-water mark
-    before and after it (after a one-member sweep, so first-use costs stay outside)."""
-    with tempfile.TemporaryDirectory() as scratch:
-        grid = Path(scratch) / f"grid{members}.yaml"
-        lrs = ", ".join(f"{v:.6g}" for v in np.linspace(0.01, 0.2, members))
-        grid.write_text(f"grid:\n  model.init_args.optimizer.init_args.lr: [{lrs}]\n")
-        warm_up = Path(scratch) / "one_member.yaml"
-        warm_up.write_text("grid:\n  model.init_args.optimizer.init_args.lr: [0.1]\n")
-        sweep_seconds("configs/week04.yaml", str(warm_up), "--trainer.max_epochs=1")
-        before = peak_rss_mb()
-        seconds = sweep_seconds("configs/week04.yaml", str(grid), f"--trainer.max_epochs={epochs}")
-    peak = peak_rss_mb()
-    return {
-        "members": members,
-        "seconds": seconds,
-        "per_member_ms": 1e3 * seconds / members,
-        "peak_rss_mb": peak,
-        "sweep_mb": peak - before,
-    }
-
-
-def scaling(members: tuple[int, ...] = (1, 10, 100, 1000, 10_000), epochs: int = 30) -> list[dict[str, float]]:
-    """Seconds and peak memory of the week-4 net with ``members`` learning rates stacked (one stack), each
-    point in a fresh process, so that its memory is its own (this process's high-water mark is the largest
-    workload's so far)."""
-    rows = []
-    for m in members:
-        command = [sys.executable, "-m", "benchmarks.sweeps", "--members", str(m), "--epochs", str(epochs)]
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    return rows
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="one W11 scaling point, printed as JSON")
-    parser.add_argument("--members", type=int, required=True)
-    parser.add_argument("--epochs", type=int, default=30)
-    options = parser.parse_args()
-    print(json.dumps(scaling_point(options.members, options.epochs)))

@@ -39,6 +39,7 @@ from models.spec import MLPSpec
 CURVE_POINTS = 500  # epochs logged per curve at most
 # From this many members on, a NumPy stack keeps its member axis innermost in memory (see ``lay_out_members_last``).
 MEMBERS_LAST_MIN = 128
+LOSSES_KEPT = 2**20  # per-update losses (one per member) a training step holds at once
 
 
 @dataclass
@@ -341,19 +342,24 @@ class SweepModule(pl.LightningModule):
         else:
             chunks_per_epoch = [row_chunks(x.shape[-2], self.rows_per_update)]
         chain = self.chain(self.shard)
-        sums = []  # per epoch, each member's summed loss: memory per epoch, not per update
+        updates = len(chunks_per_epoch[0])  # every epoch of a block has as many updates
+        # Each update's losses are kept until its epochs' sums are taken: some epochs at a time, so that memory
+        # stays below LOSSES_KEPT floats however many members and epochs a block holds.
+        together = max(1, LOSSES_KEPT // (updates * len(self.params[0])))  # epochs per call
+        sums = []  # (epochs, members here) per call: each epoch's summed loss
         with np.errstate(all="ignore"):  # a diverging member's overflow is reported below, not warned
-            for chunks in chunks_per_epoch:
+            for first in range(0, len(chunks_per_epoch), together):
+                group = chunks_per_epoch[first : first + together]
+                chunks = [rows for epoch in group for rows in epoch]
                 losses, _ = update_loop(chain, x, y, chunks, self.step, keep_logits=False)
-                sums.append(sum(losses[1:], losses[0]))
+                stacked = np.stack(losses) if xp.is_numpy(losses[0]) else torch.stack(losses)  # (updates, members)
+                sums.append(stacked.reshape(len(group), updates, -1).sum(1))
         if loader.grouped():
-            updates = len(chunks_per_epoch[0])  # every epoch of a block has as many updates
-            stacked = np.stack(sums) if xp.is_numpy(sums[0]) else torch.stack(sums)  # (epochs, members here)
-            self.end_of_epochs(epochs, stacked / updates)
+            self.end_of_epochs(epochs, (np.concatenate(sums) if xp.is_numpy(sums[0]) else torch.cat(sums)) / updates)
         else:  # one epoch in batches: its mean loss once it ends
-            total = sums[0]
+            total = sums[0][0]
             self.epoch_loss_sum = total if self.epoch_loss_sum is None else self.epoch_loss_sum + total
-            self.epoch_updates += len(chunks_per_epoch[0])
+            self.epoch_updates += updates
 
     def on_train_epoch_end(self) -> None:
         if self.epoch_loss_sum is not None:

@@ -118,6 +118,19 @@ def test_a_small_stack_keeps_its_members_first(tmp_path, monkeypatch) -> None:
     assert not module.members_last and module.weights[0].is_contiguous()
 
 
+def test_tensors_standing_in_for_a_gpu_on_a_shared_batch_equal_single_runs(tmp_path, monkeypatch) -> None:
+    """On a CUDA device a stack trains on torch tensors whatever its size: a shared batch's first layer is then one
+    GEMM for every member, with the biases folded in (``addmm``). Tensors on the CPU stand in for the device."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(SweepModule, "arrays", lambda self, t: t.detach())
+    grid = "grid:\n  model.init_args.optimizer.init_args.lr: [0.05, 0.3]\n"
+    grid += "  model.init_args.net.hidden_sizes: [[3, 3], [5, 4]]\n"
+    args = week04(tmp_path, "--model.init_args.net.bias=true", "--model.init_args.rows_per_update=4")
+    result = run_sweep(make_cli, args, sweep_file(tmp_path, grid))
+    assert isinstance(result.stacks[0][1].stacked_params()[0], torch.Tensor)
+    assert largest_member_difference(result, args, ["lr0.05-h5x4", "lr0.3-h3x3"]) <= 1e-12
+
+
 # ---- the product forms, against the plain matrix products ---------------------------------------------------
 
 
@@ -154,10 +167,14 @@ def test_every_product_form_computes_the_plain_matrix_product() -> None:
                 np.testing.assert_allclose(np.asarray(got), want, rtol=1e-13, atol=1e-14, err_msg=f"shared={shared}")
 
 
-def test_a_sweep_keeps_one_loss_per_epoch_and_member_not_per_update(tmp_path, monkeypatch) -> None:
-    """A step of many updates returns each epoch's summed loss per member; no update's logits are kept."""
+def test_a_step_keeps_each_update_s_losses_only_until_its_epochs_are_summed(tmp_path, monkeypatch) -> None:
+    """With room for one epoch's losses (400 updates x 2 members) a block of 3 epochs runs as 3 loops, each keeping
+    no logits, and gives the same per-epoch losses and weights as one loop over the block."""
     from models.engine import update_loop
 
+    monkeypatch.chdir(tmp_path)
+    grid = sweep_file(tmp_path, "grid:\n  seed: [0, 1]\n")
+    whole = run_sweep(make_cli, week04(tmp_path), grid)
     kept: list[int] = []
 
     def recording(*args, **kwargs):
@@ -166,10 +183,12 @@ def test_a_sweep_keeps_one_loss_per_epoch_and_member_not_per_update(tmp_path, mo
         return losses, logits
 
     monkeypatch.setattr("models.sweep_module.update_loop", recording)
-    monkeypatch.chdir(tmp_path)
-    result = run_sweep(make_cli, week04(tmp_path), sweep_file(tmp_path, "grid:\n  seed: [0, 1]\n"))
-    assert kept == [0, 0, 0]  # one loop per notebook epoch, no logits
-    assert np.stack(result.stacks[0][1].train_losses).shape == (3, 2)
+    monkeypatch.setattr("models.sweep_module.LOSSES_KEPT", 400 * 2)
+    split = run_sweep(make_cli, week04(tmp_path), grid)
+    assert kept == [0, 0, 0]
+    np.testing.assert_array_equal(np.stack(split.stacks[0][1].train_losses), np.stack(whole.stacks[0][1].train_losses))
+    for a, b in zip(split.final_weights("seed1"), whole.final_weights("seed1")):
+        np.testing.assert_array_equal(a, b)
 
 
 # ---- MNIST-size members: torch tensors, one GEMM for a shared batch ------------------------------------------
