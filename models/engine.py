@@ -39,11 +39,11 @@ def is_tiny(net: MLPParameters) -> bool:
     return sum(p.numel() for p in net.parameters()) <= NUMPY_PATH_MAX_PARAMETERS
 
 
-def one_thread(on_cpu: bool, net: MLPParameters) -> Callable[[], None] | None:
-    """On the CPU, a tiny net runs torch and BLAS on one thread: its matrices are a few rows wide, a second
-    thread never pays, and waiting for one on a busy machine costs more than the arithmetic. Returns what
-    restores the previous thread counts, or None."""
-    if not on_cpu or not is_tiny(net):
+def one_thread(tiny_on_cpu: bool) -> Callable[[], None] | None:
+    """On the CPU, tiny nets (one, or a sweep's stack of them) run torch and BLAS on one thread: their matrices
+    are a few rows wide, a second thread never pays, and waiting for one on a busy machine costs more than the
+    arithmetic. Returns what restores the previous thread counts, or None."""
+    if not tiny_on_cpu:
         return None
     torch_threads = torch.get_num_threads()
     blas = threadpool_limits(limits=1, user_api="blas")

@@ -28,7 +28,15 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from datamodules.tensor_loader import TensorBatchLoader
 from models.base_net import MLPParameters
 from models.divergence import ADVICE, REFERENCE_ROWS, DivergenceError, DivergenceRule
-from models.engine import NumpyPath, epoch_chunks, one_thread, row_chunks, run_updates, unequal_update_counts
+from models.engine import (
+    NumpyPath,
+    epoch_chunks,
+    is_tiny,
+    one_thread,
+    row_chunks,
+    run_updates,
+    unequal_update_counts,
+)
 from models.epoch_blocks import EpochBlocks, EpochLabel, EpochObserver, EpochsPerStep, check_epochs_per_step
 from models.grad_sync import all_reduce_mean_
 from models.layers.heads import output_activation
@@ -167,7 +175,7 @@ class MLPModule(pl.LightningModule):
         for metric in self.metrics.modules():
             if isinstance(metric, Metric):
                 metric.reset()
-        self.restore_threads = one_thread(isinstance(self.trainer.accelerator, CPUAccelerator), self.net)
+        self.restore_threads = one_thread(isinstance(self.trainer.accelerator, CPUAccelerator) and is_tiny(self.net))
 
     def teardown(self, stage: str) -> None:
         if self.restore_threads is not None:

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from datamodules.tensor_loader import TensorBatchLoader
 from models.divergence import REFERENCE_ROWS, DivergenceRule
-from models.engine import NUMPY_PATH_MAX_PARAMETERS, epoch_chunks, row_chunks, update_loop
+from models.engine import NUMPY_PATH_MAX_PARAMETERS, epoch_chunks, one_thread, row_chunks, update_loop
 from models.init import initial_parameters
 from models.layers import xp
 from models.layers.heads import head_layer, predicted_classes
@@ -40,6 +41,7 @@ CURVE_POINTS = 500  # epochs logged per curve at most
 # From this many members on, a NumPy stack keeps its member axis innermost in memory (see ``lay_out_members_last``).
 MEMBERS_LAST_MIN = 128
 LOSSES_KEPT = 2**20  # per-update losses (one per member) a training step holds at once
+EVALUATION_FLOATS = 2**18  # activations a forward pass over the whole stack holds at once
 
 
 @dataclass
@@ -217,6 +219,7 @@ class SweepModule(pl.LightningModule):
         self.initial_loss: np.ndarray | None = None  # the divergence rule's reference, per member
         self.epoch_loss_sum: np.ndarray | Tensor | None = None  # an epoch served in batches: its running sum
         self.epoch_updates = 0
+        self.restore_threads: Callable[[], None] | None = None  # set while a stack of tiny nets runs on one thread
 
     # ---- the stack as arrays: NumPy views on the CPU, the tensors themselves elsewhere --------
     def arrays(self, t: Tensor) -> np.ndarray | Tensor:
@@ -268,6 +271,15 @@ class SweepModule(pl.LightningModule):
     def configure_optimizers(self) -> None:
         return None  # the stacked optimiser below holds one lr and one state per member
 
+    def setup(self, stage: str) -> None:
+        on_cpu = isinstance(self.trainer.accelerator, CPUAccelerator)
+        self.restore_threads = one_thread(self.numpy_path and on_cpu)  # tiny nets, as a single tiny run does
+
+    def teardown(self, stage: str) -> None:
+        if self.restore_threads is not None:
+            self.restore_threads()
+            self.restore_threads = None
+
     @torch.no_grad()
     def lay_out_members_last(self) -> None:
         """Parameters and masks with the member axis innermost in memory, same shapes and values. On the NumPy
@@ -313,9 +325,19 @@ class SweepModule(pl.LightningModule):
         rows = slice(0, REFERENCE_ROWS)
         x = members[0].x_train[rows] if shared else torch.stack([m.x_train[rows] for m in members])
         y = members[0].y_train[rows] if shared else torch.stack([m.y_train[rows] for m in members])
+        x, y = self.arrays(x.to(self.device, self.dtype)), self.arrays(y.to(self.device))
         with np.errstate(all="ignore"):
-            loss = self.chain().loss(self.arrays(x.to(self.device, self.dtype)), self.arrays(y.to(self.device)))
-        return torch.as_tensor(loss).double().cpu().numpy()
+            losses = [
+                torch.as_tensor(self.chain(group).loss(x if shared else x[group], y if shared else y[group]))
+                for group in self.member_groups(x.shape[-2])
+            ]
+        return torch.cat(losses).double().cpu().numpy()
+
+    def member_groups(self, rows: int) -> list[slice]:
+        """The stack's members in groups whose activations on ``rows`` rows hold about EVALUATION_FLOATS numbers:
+        one pass of thousands of members over every row would allocate, and first touch, gigabytes."""
+        count, size = len(self.names), max(1, EVALUATION_FLOATS // (rows * max(self.spec.layer_sizes[1:])))
+        return [slice(first, min(first + size, count)) for first in range(0, count, size)]
 
     def on_train_epoch_start(self) -> None:
         self.trainer.train_dataloader.set_epochs(self.plan[self.current_epoch])
@@ -408,9 +430,14 @@ class SweepModule(pl.LightningModule):
         shared = shares_tensors(members)
         x_test = members[0].x_test if shared else torch.stack([m.x_test for m in members])
         y_test = members[0].y_test if shared else torch.stack([m.y_test for m in members])
-        x_test, y_test = x_test.to(self.device, self.dtype), y_test.to(self.device)
+        x_test, y_test = self.arrays(x_test.to(self.device, self.dtype)), y_test.to(self.device)
         with np.errstate(all="ignore"):
-            z = torch.as_tensor(self.chain().logits(self.arrays(x_test)))  # (M, rows, K)
+            z = torch.cat(  # (M, rows, K)
+                [
+                    torch.as_tensor(self.chain(group).logits(x_test if shared else x_test[group]))
+                    for group in self.member_groups(x_test.shape[-2])
+                ]
+            )
         if shared:
             y_test = y_test.expand(len(members), *y_test.shape)
         test_loss = torch.as_tensor(head_layer(self.spec.head, self.spec.reduction).forward(z, y_test))
