@@ -232,7 +232,7 @@ def w11_section(result: dict, figure_dir: Path) -> list[str]:
             f"of the sgemm rate measured in this run ({result['sgemm_gflops']:.0f} GFLOP/s).",
         ),
         f"One stacked update of {w11_sweep_command.MEMBERS:,} members reading one shared row, through the layers and "
-        "SGD, per candidate form (the sweep lays out NumPy stacks of 128 members or more member-last):",
+        "SGD, per candidate form (the sweep lays out NumPy stacks of 64 members or more member-last):",
         "",
         markdown_table(["form", "us per update"], candidates),
         "",

@@ -39,7 +39,7 @@ from models.spec import MLPSpec
 
 CURVE_POINTS = 500  # epochs logged per curve at most
 # From this many members on, a NumPy stack keeps its member axis innermost in memory (see ``lay_out_members_last``).
-MEMBERS_LAST_MIN = 128
+MEMBERS_LAST_MIN = 64
 LOSSES_KEPT = 2**20  # per-update losses (one per member) a training step holds at once
 EVALUATION_FLOATS = 2**18  # activations a forward pass over the whole stack holds at once
 

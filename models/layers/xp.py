@@ -67,9 +67,11 @@ def last_axis_sum(z: Array) -> Array:
 
 
 def one_hot_like(index: Array, z: Array) -> Array:
-    """Integer (..., N) -> 0/1 of z's shape (..., N, K) and dtype."""
+    """Integer (..., N) -> 0/1 of z's shape (..., N, K) and dtype; in z's memory layout where the shapes agree,
+    so that a stack laid out member-last stays so through the head."""
     if is_numpy(z):
-        return (index[..., None] == np.arange(z.shape[-1])).astype(z.dtype)
+        hot = np.empty_like(z, shape=(*index.shape, z.shape[-1]))
+        return np.equal(index[..., None], np.arange(z.shape[-1]), out=hot)
     return (index[..., None].long() == torch.arange(z.shape[-1], device=z.device)).to(z.dtype)
 
 
