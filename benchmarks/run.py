@@ -280,7 +280,9 @@ def w12_section(result: dict) -> list[str]:
         f"Measured sgemm rate: {result['sgemm_gflops']:.1f} GFLOP/s ({result['threads']} threads); {achieved}. "
         "The floor is the four members' matrix products at that rate.",
         "Largest |parameter difference| between the lr-0.1 member and its own one-epoch `train.py fit` in float32: "
-        f"{result['float32_member_difference']:.1e}.",
+        f"{result['float32_member_difference']:.1e}; between that fit and the same fit by autograd "
+        f"(`models.NativeModule`), for scale: {result['float32_manual_native_difference']:.1e} (largest "
+        f"|parameter| {result['largest_weight']:.2f}).",
     )
 
 

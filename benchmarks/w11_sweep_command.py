@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -116,9 +117,10 @@ def scaling(members: tuple[int, ...] = (1, 10, 100, 1000, MEMBERS), epochs: int 
     return rows
 
 
-def update_candidates(members: int = MEMBERS, updates: int = 200) -> dict[str, float]:
-    """Microseconds per stacked update (loss, hand-derived gradients, SGD) of ``members`` week-4 nets reading one
-    shared row, through :class:`models.manual_net.LayerChain` and :class:`models.optim.SGD`, per layout."""
+def candidate_updates(members: int, updates: int) -> tuple[dict[str, Callable[[], None]], dict[str, list]]:
+    """Per candidate form, a run of ``updates`` stacked updates (loss, hand-derived gradients, SGD) of ``members``
+    week-4 nets reading one shared row each, through :class:`models.manual_net.LayerChain` and
+    :class:`models.optim.SGD`, and the weights it updates (the same draw for every form)."""
     from models.engine import update_loop
     from models.manual_net import LayerChain
     from models.optim import SGD
@@ -148,8 +150,15 @@ def update_candidates(members: int = MEMBERS, updates: int = 200) -> dict[str, f
                 update_loop(chain, rows, labels, chunks, lambda g: optimizer.step(weights, g), keep_logits=False)
 
         runs[name] = run
+    return runs, layouts
+
+
+def update_candidates(members: int = MEMBERS, updates: int = 200) -> dict[str, float]:
+    """Microseconds per stacked update of each :func:`candidate_updates` form, interleaved, torch on one thread
+    as the sweep runs tiny nets."""
+    runs, _ = candidate_updates(members, updates)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the NumPy path runs; a second thread waits more than it computes here
+    torch.set_num_threads(1)
     try:
         seconds = {name: [] for name in runs}
         for run in runs.values():

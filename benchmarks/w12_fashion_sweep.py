@@ -5,8 +5,8 @@ epoch by ``train.py sweep`` on shared batches, against one epoch of the plain pr
 The sweep's epoch is timed inside its fit (as W2 times ``fit``'s); the in-process sweep as a whole (parsing, the
 data, the stack, the test) and the command as a user runs it (a fresh process, reports included) are shown beside
 it. The arithmetic floor is the 4 members' matrix products at the sgemm rate measured in the same run. One member is
-then trained by its own ``train.py fit`` (same config and epoch), and the two sets of weights compared: in float32
-they differ by rounding only.
+then trained by its own ``train.py fit`` (same config and epoch) and the two sets of weights compared; for scale, that
+fit is compared with the same fit by autograd: in float32 both differ by rounding only, carried through the epoch.
 """
 
 from __future__ import annotations
@@ -49,19 +49,20 @@ def write_grid(folder: Path) -> Path:
     return path
 
 
-def member_against_its_fit(result, args: list[str], folder: Path) -> float:
-    """The largest |parameter difference| between the sweep's lr-0.1 member and its own one-epoch fit."""
+def own_fit(args: list[str], folder: Path, model: str) -> list[np.ndarray]:
+    """Every parameter of the lr-0.1 member's own one-epoch ``train.py fit`` with ``model``'s gradients."""
     from train import make_cli
 
     quiet = ["--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"]
     quiet += ["--test_after_fit=false", "--weights_export.print_final=false", "--trainer.limit_val_batches=0"]
-    overrides = ["--model.init_args.optimizer.init_args.lr=0.1", *quiet, f"--trainer.default_root_dir={folder}"]
-    cli = make_cli([*args, *overrides], run=False)
+    overrides = ["--model.init_args.optimizer.init_args.lr=0.1", f"--model={model}", *quiet]
+    cli = make_cli([*args, *overrides, f"--trainer.default_root_dir={folder / model}"], run=False)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    name = "lr0.1"
-    single = [p.detach().numpy() for layer in cli.model.net.layers for p in (layer.weight, layer.bias)]
-    stacked = [p for pair in zip(result.final_weights(name), result.final_biases(name)) for p in pair]
-    return max(float(np.abs(a - b).max()) for a, b in zip(stacked, single))
+    return [p.detach().numpy() for layer in cli.model.net.layers for p in (layer.weight, layer.bias)]
+
+
+def largest_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
 
 
 def run(repeats: int = 3) -> dict[str, object]:
@@ -108,5 +109,18 @@ def run(repeats: int = 3) -> dict[str, object]:
             "preloaded_loop (1 net)": EPOCH_GFLOP / base,
             "sweep_epoch (4 members)": len(LRS) * EPOCH_GFLOP / timings["sweep_epoch"].median,
         },
-        "float32_member_difference": member_against_its_fit(results[-1], args, folder / "single"),
+        **float32_differences(results[-1], args, folder / "single"),
+    }
+
+
+def float32_differences(result, args: list[str], folder: Path) -> dict[str, float]:
+    """The lr-0.1 member against its own fit, and, for scale, that fit against the same fit by autograd (the two
+    single runs differ by float32 rounding only, carried through an epoch of updates)."""
+    manual = own_fit(args, folder, "models.ManualModule")
+    native = own_fit(args, folder, "models.NativeModule")
+    member = [p for pair in zip(result.final_weights("lr0.1"), result.final_biases("lr0.1")) for p in pair]
+    return {
+        "float32_member_difference": largest_difference(member, manual),
+        "float32_manual_native_difference": largest_difference(manual, native),
+        "largest_weight": max(float(np.abs(p).max()) for p in manual),
     }

@@ -1,5 +1,6 @@
-"""Benchmarks measure what they say: W4's hand-derived LeNet update computes autograd's gradients, and W3's
-stacked NumPy floor trains the same grid as the sweep."""
+"""Benchmarks measure what they say: W4's hand-derived LeNet update computes autograd's gradients, W3's
+stacked NumPy floor trains the same grid as the sweep, and W11's candidate forms of one update make the same
+update."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from benchmarks import w4_lenet_update
 from benchmarks.baselines import lab4_stacked_numpy_floor
 from benchmarks.sweeps import LAB4_HIDDEN, LAB4_LRS, QUIET, ROOT
+from benchmarks.w11_sweep_command import candidate_updates
 from commands.sweep import run_sweep
 from train import make_cli
 
@@ -36,3 +38,16 @@ def test_the_install_sizes_add_up_and_find_torch() -> None:
     sizes = installed_sizes()
     assert sizes["torch"] > 100  # MB: torch's own wheel, whatever build
     assert sizes["all"] == pytest.approx(sizes["torch"] + sizes["NVIDIA CUDA libraries"] + sizes["everything else"])
+
+
+def test_w11_s_candidate_forms_make_the_same_updates() -> None:
+    """Members first (stacked @), member-last (einsums) and torch tensors (one GEMM for the shared row): the same
+    weights after the same updates, to rounding."""
+    runs, weights = candidate_updates(members=70, updates=5)
+    for run in runs.values():
+        run()
+    first, *others = weights.values()
+    for other in others:
+        for a, b in zip(first, other):
+            np.testing.assert_allclose(np.asarray(b), a, rtol=0, atol=1e-14)
+    assert not np.allclose(first[0], candidate_updates(members=70, updates=5)[1]["numpy, members first (stacked @)"][0])
