@@ -38,10 +38,9 @@ OPTIMIZER_SWEEP = ROOT / "configs" / "sweeps" / "mnist_week_optimizers.yaml"
 FASHION_CONFIG = ROOT / "configs" / "experiments" / "fashion_mnist_mlp.yaml"
 FASHION_OPTIMIZER_SWEEP = ROOT / "configs" / "sweeps" / "fashion_mnist_optimizers.yaml"
 FASHION_ACTIVATION_SWEEP = ROOT / "configs" / "sweeps" / "fashion_mnist_activations.yaml"
-# The sweep files read the test split after each of 5 epochs, as the notebook runs 5; run_all trains 2: a stacked
-# member's epoch of this MLP costs several single fits' (docs/BENCHMARKS.md, W12), and two epochs already order the
-# learning rates. --quick trains one epoch on 5% of the training split (a larger validation split).
-FASHION_SWEEP_EPOCHS = 5  # the notebook compares its optimisers and activations over 5 epochs
+# The sweep files read the test split after each of the notebook's 5 epochs. --quick trains one epoch on 5% of the
+# training split (a larger validation split).
+FASHION_SWEEP_EPOCHS = 5
 QUICK_FASHION = ["--trainer.max_epochs=1", "--data.init_args.val_fraction=0.95"]
 ACTIVATION_AXIS = "model.init_args.net.activation"
 OPTIMIZER_AXIS = "model.init_args.optimizer.class_path"
